@@ -1,0 +1,59 @@
+// A whole file mapped into memory. Read-only shared mappings are the page cache itself
+// (no private memory); copy-on-write mappings turn only the pages written into private
+// memory, and `discard_private_pages` brings the file's bytes back.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "weightmap/file_identity.hpp"
+
+namespace weightmap {
+
+enum class Access {
+  read_only,      // PROT_READ, MAP_SHARED
+  copy_on_write,  // PROT_READ|PROT_WRITE, MAP_PRIVATE: writes never reach the file
+};
+
+class MappedFile {
+ public:
+  // Throws Error(io) naming the path: cannot open, not a regular file, empty file (which
+  // cannot be mapped), or mmap failure with the system's reason.
+  static std::shared_ptr<MappedFile> open(const std::string& path, Access access);
+
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const std::string& path() const noexcept { return path_; }
+  Access access() const noexcept { return access_; }
+  std::uint64_t size() const noexcept { return identity_.size; }
+  // Identity at the time of mapping.
+  const FileIdentity& identity() const noexcept { return identity_; }
+  // True when the file on disk no longer matches identity() (replaced, resized, touched).
+  bool changed_on_disk() const;
+
+  // Bounds-checked views. Throw Error(invalid_argument) when [offset, offset+n) is not
+  // inside the file. `writable_span` needs a copy-on-write mapping.
+  std::span<const std::byte> span(std::uint64_t offset, std::uint64_t n) const;
+  std::span<std::byte> writable_span(std::uint64_t offset, std::uint64_t n);
+
+  // Drops private (written) pages that overlap [offset, offset+n) of a copy-on-write
+  // mapping, so the next read sees the file again. Pages are whole: the range is widened
+  // to page boundaries, so callers must re-apply writes that shared those pages.
+  void discard_private_pages(std::uint64_t offset, std::uint64_t n);
+
+ private:
+  MappedFile() = default;
+  void check_range(std::uint64_t offset, std::uint64_t n) const;
+
+  std::string path_;
+  Access access_ = Access::read_only;
+  FileIdentity identity_;
+  std::byte* base_ = nullptr;
+};
+
+}  // namespace weightmap

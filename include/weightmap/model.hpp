@@ -1,0 +1,68 @@
+// A model: one or more files (a safetensors file, shards named by an index, a GGUF file, a
+// folder of such files) and the validated index of all their tensors.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "weightmap/file_identity.hpp"
+#include "weightmap/tensor_index.hpp"
+
+namespace weightmap {
+
+struct ModelFile {
+  std::string path;
+  FileFormat format = FileFormat::safetensors;
+  std::uint64_t size = 0;
+  FileIdentity identity;
+  std::uint64_t data_offset = 0;
+  std::uint32_t alignment = 1;
+};
+
+// One thing to open: a model file, a `*.safetensors.index.json`, or a folder. Its tensor
+// names get `name_prefix` in front ("vae." + names of the VAE file), so one model can hold
+// several components.
+struct ModelSource {
+  std::string path;
+  std::string name_prefix;
+};
+
+struct OpenOptions {};
+
+class Model {
+ public:
+  Model() = default;
+  Model(std::vector<ModelFile> files, std::vector<TensorInfo> tensors,
+        std::vector<MetadataEntry> metadata);
+  Model(const Model& other);
+  Model& operator=(const Model& other);
+  Model(Model&&) noexcept = default;
+  Model& operator=(Model&&) noexcept = default;
+
+  const std::vector<ModelFile>& files() const noexcept { return files_; }
+  const std::vector<TensorInfo>& tensors() const noexcept { return tensors_; }  // file order
+  const std::vector<MetadataEntry>& metadata() const noexcept { return metadata_; }
+
+  // nullptr when absent.
+  const TensorInfo* find(std::string_view name) const;
+  const MetadataEntry* find_metadata(std::string_view key) const;
+
+ private:
+  void build_lookup();
+
+  std::vector<ModelFile> files_;
+  std::vector<TensorInfo> tensors_;
+  std::vector<MetadataEntry> metadata_;
+  std::unordered_map<std::string_view, std::size_t> by_name_;
+};
+
+// Opens and validates every source. Throws weightmap::Error naming the file, the tensor and
+// the byte offset of the first problem. A tensor name found twice (in two files, or under
+// the same prefix in two sources) is an error.
+Model open_model(const std::vector<ModelSource>& sources, const OpenOptions& options = {});
+Model open_model(const std::string& path, const OpenOptions& options = {});
+
+}  // namespace weightmap

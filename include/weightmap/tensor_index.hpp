@@ -1,0 +1,39 @@
+// What the format readers produce: one validated entry per tensor. Everything after
+// format/ works on this index and never on raw header bytes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "weightmap/dtype.hpp"
+#include "weightmap/metadata.hpp"
+
+namespace weightmap {
+
+enum class FileFormat { safetensors, gguf, pytorch_zip };
+
+std::string_view file_format_name(FileFormat format);
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<std::uint64_t> shape;  // outermost first, as in safetensors
+  std::uint32_t file = 0;            // index into the model's files
+  std::uint64_t offset = 0;          // absolute byte offset in that file
+  std::uint64_t nbytes = 0;
+
+  std::uint64_t element_count() const;  // product of shape (validated not to overflow)
+};
+
+// The index of one file, as a format reader returns it. Tensors carry file = 0; offsets are
+// absolute in the file and each range was checked to lie inside it.
+struct FileIndex {
+  FileFormat format = FileFormat::safetensors;
+  std::vector<TensorInfo> tensors;  // in file order
+  std::vector<std::pair<std::string, MetadataValue>> metadata;
+  std::uint64_t data_offset = 0;  // start of the tensor data area
+  std::uint32_t alignment = 1;    // alignment the format promises for tensor data
+};
+
+}  // namespace weightmap

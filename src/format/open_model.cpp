@@ -1,0 +1,220 @@
+// Turns paths (files, shard indexes, folders) into one validated Model.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <filesystem>
+#include <unordered_map>
+
+#include "format/readers.hpp"
+#include "io/file_reader.hpp"
+#include "weightmap/error.hpp"
+#include "weightmap/model.hpp"
+
+namespace weightmap {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::string_view kShardIndexSuffix = ".safetensors.index.json";
+constexpr std::array<std::string_view, 2> kModelSuffixes = {".safetensors", ".gguf"};
+
+bool ends_with(std::string_view text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
+}
+
+// A shard name must stay inside the index's folder: no absolute paths, no "..".
+bool escapes_folder(const std::string& shard) {
+  const fs::path path(shard);
+  if (path.is_absolute() || path.empty()) return true;
+  return std::any_of(path.begin(), path.end(), [](const fs::path& part) { return part == ".."; });
+}
+
+class ModelBuilder {
+ public:
+  void add_path(const std::string& path, const std::string& prefix) {
+    std::error_code ec;
+    const auto status = fs::status(path, ec);
+    if (ec || !fs::exists(status)) {
+      throw Error(ErrorCode::io, "no such file or directory", {path});
+    }
+    if (fs::is_directory(status)) {
+      add_directory(path, prefix);
+    } else if (ends_with(path, kShardIndexSuffix)) {
+      add_shard_index(path, prefix);
+    } else {
+      add_file(path, prefix);
+    }
+  }
+
+  Model build() && { return Model(std::move(files_), std::move(tensors_), std::move(metadata_)); }
+
+ private:
+  // Opens, sniffs and indexes one model file; returns its index in files_.
+  std::uint32_t add_file(const std::string& path, const std::string& prefix) {
+    io::FileReader reader(path);
+    FileIndex index = read_any(reader);
+    const auto file_number = static_cast<std::uint32_t>(files_.size());
+    ModelFile file;
+    file.path = path;
+    file.format = index.format;
+    file.size = reader.size();
+    file.identity = reader.identity();
+    file.data_offset = index.data_offset;
+    file.alignment = index.alignment;
+    files_.push_back(std::move(file));
+    for (auto& tensor : index.tensors) {
+      tensor.name = prefix + tensor.name;
+      tensor.file = file_number;
+      tensors_.push_back(std::move(tensor));
+    }
+    for (auto& [key, value] : index.metadata) {
+      metadata_.push_back({std::move(key), std::move(value), file_number});
+    }
+    return file_number;
+  }
+
+  static FileIndex read_any(const io::FileReader& reader) {
+    const auto format = format::sniff_format(reader);
+    if (!format) {
+      throw Error(ErrorCode::unsupported,
+                  "not a model file weightmap can read (expected safetensors or GGUF)",
+                  {reader.name(), {}, 0});
+    }
+    switch (*format) {
+      case FileFormat::safetensors: return format::read_safetensors(reader);
+      case FileFormat::gguf: return format::read_gguf(reader);
+      case FileFormat::pytorch_zip: break;
+    }
+    throw Error(ErrorCode::unsupported, "PyTorch checkpoints are not supported yet",
+                {reader.name(), {}, 0});
+  }
+
+  // Every shard is opened once; each tensor must be in exactly the shard the index names.
+  void add_shard_index(const std::string& index_path, const std::string& prefix) {
+    io::FileReader reader(index_path);
+    const format::ShardIndex index = format::read_safetensors_shard_index(reader);
+    const fs::path folder = fs::path(index_path).parent_path();
+
+    std::vector<std::string> shard_names;
+    std::unordered_map<std::string, std::string> shard_of;  // tensor -> shard file name
+    for (const auto& [tensor, shard] : index.weight_map) {
+      if (std::find(shard_names.begin(), shard_names.end(), shard) == shard_names.end()) {
+        shard_names.push_back(shard);
+      }
+      shard_of.emplace(tensor, shard);
+    }
+    std::sort(shard_names.begin(), shard_names.end());
+
+    const auto first_file = static_cast<std::uint32_t>(files_.size());
+    const std::size_t first_tensor = tensors_.size();
+    for (const auto& shard : shard_names) {
+      if (escapes_folder(shard)) {
+        throw Error(
+            ErrorCode::malformed,
+            fmt::format("shard name \"{}\" points outside the index's folder", printable(shard)),
+            {index_path});
+      }
+      add_file((folder / shard).string(), prefix);
+    }
+    for (const auto& entry : index.metadata) {
+      metadata_.push_back({entry.first, entry.second, first_file});
+    }
+
+    std::unordered_map<std::string_view, const TensorInfo*> found;
+    for (std::size_t i = first_tensor; i < tensors_.size(); ++i) {
+      const TensorInfo& tensor = tensors_[i];
+      const std::string& shard_path = files_[tensor.file].path;
+      const std::string name = tensor.name.substr(prefix.size());
+      if (const auto [it, inserted] = found.emplace(tensor.name, &tensor); !inserted) {
+        throw Error(
+            ErrorCode::duplicate,
+            fmt::format("tensor is in two shards (also in {})", files_[it->second->file].path),
+            {shard_path, printable(tensor.name), tensor.offset});
+      }
+      const auto listed = shard_of.find(name);
+      if (listed == shard_of.end()) {
+        throw Error(ErrorCode::malformed,
+                    fmt::format("tensor is not listed in the index {}", index_path),
+                    {shard_path, printable(tensor.name), tensor.offset});
+      }
+      if ((folder / listed->second).string() != shard_path) {
+        throw Error(ErrorCode::malformed,
+                    fmt::format("the index {} places this tensor in {}", index_path,
+                                printable(listed->second)),
+                    {shard_path, printable(tensor.name), tensor.offset});
+      }
+    }
+    for (const auto& [tensor, shard] : index.weight_map) {
+      if (!found.contains(prefix + tensor)) {
+        throw Error(
+            ErrorCode::not_found,
+            fmt::format("the index names this tensor but its shard {} lacks it", printable(shard)),
+            {index_path, printable(tensor)});
+      }
+    }
+  }
+
+  // Model files of a folder in sorted order; shards named by an index in the folder are
+  // read through the index, not again as loose files.
+  void add_directory(const std::string& path, const std::string& prefix) {
+    std::vector<std::string> indexes;
+    std::vector<std::string> files;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(path, ec)) {
+      if (!entry.is_regular_file()) continue;
+      const std::string name = entry.path().filename().string();
+      if (ends_with(name, kShardIndexSuffix)) {
+        indexes.push_back(entry.path().string());
+      } else if (std::any_of(kModelSuffixes.begin(), kModelSuffixes.end(),
+                             [&](auto suffix) { return ends_with(name, suffix); })) {
+        files.push_back(entry.path().string());
+      }
+    }
+    if (ec) {
+      throw Error(ErrorCode::io, fmt::format("cannot list folder: {}", ec.message()), {path});
+    }
+    std::sort(indexes.begin(), indexes.end());
+    std::sort(files.begin(), files.end());
+
+    std::vector<std::string> sharded;
+    for (const auto& index_path : indexes) {
+      const std::size_t before = files_.size();
+      add_shard_index(index_path, prefix);
+      for (std::size_t i = before; i < files_.size(); ++i) sharded.push_back(files_[i].path);
+    }
+    std::size_t added = indexes.size();
+    for (const auto& file : files) {
+      if (std::find(sharded.begin(), sharded.end(), file) != sharded.end()) continue;
+      add_file(file, prefix);
+      ++added;
+    }
+    if (added == 0) {
+      throw Error(ErrorCode::not_found,
+                  "the folder holds no model files (*.safetensors, *.gguf, "
+                  "*.safetensors.index.json)",
+                  {path});
+    }
+  }
+
+  std::vector<ModelFile> files_;
+  std::vector<TensorInfo> tensors_;
+  std::vector<MetadataEntry> metadata_;
+};
+
+}  // namespace
+
+Model open_model(const std::vector<ModelSource>& sources, const OpenOptions& /*options*/) {
+  if (sources.empty()) {
+    throw Error(ErrorCode::invalid_argument, "no model path given");
+  }
+  ModelBuilder builder;
+  for (const auto& source : sources) builder.add_path(source.path, source.name_prefix);
+  return std::move(builder).build();  // throws on a name found twice
+}
+
+Model open_model(const std::string& path, const OpenOptions& options) {
+  return open_model(std::vector<ModelSource>{{path, {}}}, options);
+}
+
+}  // namespace weightmap

@@ -1,0 +1,28 @@
+// Entry points of the format readers. Each validates everything it returns: offsets inside
+// the source, sizes matching dtype x shape, names unique and valid UTF-8.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "format/byte_source.hpp"
+#include "weightmap/tensor_index.hpp"
+
+namespace weightmap::format {
+
+// What the first bytes say a file is; nullopt when it is none of the formats we read.
+std::optional<FileFormat> sniff_format(const ByteSource& source);
+
+FileIndex read_safetensors(const ByteSource& source);
+FileIndex read_gguf(const ByteSource& source);
+
+// `model.safetensors.index.json`: tensor name -> shard file name (relative to the index),
+// in the order the index lists them, plus its "metadata" object flattened to strings.
+struct ShardIndex {
+  std::vector<std::pair<std::string, std::string>> weight_map;
+  std::vector<std::pair<std::string, MetadataValue>> metadata;
+};
+ShardIndex read_safetensors_shard_index(const ByteSource& source);
+
+}  // namespace weightmap::format

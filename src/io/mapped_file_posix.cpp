@@ -1,0 +1,107 @@
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "io/file_reader.hpp"
+#include "weightmap/error.hpp"
+#include "weightmap/mapped_file.hpp"
+
+namespace weightmap {
+namespace {
+
+// Closes a descriptor on every path out of open(): the mapping does not need it.
+struct FdCloser {
+  int fd;
+  ~FdCloser() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+std::uint64_t page_size() { return static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)); }
+
+}  // namespace
+
+std::shared_ptr<MappedFile> MappedFile::open(const std::string& path, Access access) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    throw Error(ErrorCode::io, fmt::format("cannot open: {}", std::strerror(errno)), {path});
+  }
+  FdCloser closer{fd};
+  const FileIdentity identity = io::identity_of(fd, path);
+  if (identity.size == 0) {
+    throw Error(ErrorCode::io, "the file is empty; an empty file cannot be mapped", {path});
+  }
+  if (identity.size > static_cast<std::uint64_t>(SIZE_MAX)) {
+    throw Error(ErrorCode::io, "the file is larger than the address space", {path});
+  }
+  const int prot = access == Access::read_only ? PROT_READ : PROT_READ | PROT_WRITE;
+  const int flags = access == Access::read_only ? MAP_SHARED : MAP_PRIVATE;
+  void* base = ::mmap(nullptr, static_cast<std::size_t>(identity.size), prot, flags, fd, 0);
+  if (base == MAP_FAILED) {
+    throw Error(ErrorCode::io, fmt::format("mmap failed: {}", std::strerror(errno)), {path});
+  }
+  std::shared_ptr<MappedFile> file(new MappedFile());
+  file->path_ = path;
+  file->access_ = access;
+  file->identity_ = identity;
+  file->base_ = static_cast<std::byte*>(base);
+  return file;
+}
+
+MappedFile::~MappedFile() {
+  if (base_ != nullptr) ::munmap(base_, static_cast<std::size_t>(identity_.size));
+}
+
+bool MappedFile::changed_on_disk() const {
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) != 0) return true;
+  const std::int64_t mtime_ns =
+      static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  return static_cast<std::uint64_t>(st.st_dev) != identity_.device ||
+         static_cast<std::uint64_t>(st.st_ino) != identity_.inode ||
+         static_cast<std::uint64_t>(st.st_size) != identity_.size || mtime_ns != identity_.mtime_ns;
+}
+
+void MappedFile::check_range(std::uint64_t offset, std::uint64_t n) const {
+  if (offset > identity_.size || n > identity_.size - offset) {
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("range of {} bytes at byte {} is outside the mapped file of {} bytes",
+                            n, offset, identity_.size),
+                {path_, {}, offset});
+  }
+}
+
+std::span<const std::byte> MappedFile::span(std::uint64_t offset, std::uint64_t n) const {
+  check_range(offset, n);
+  return {base_ + offset, static_cast<std::size_t>(n)};
+}
+
+std::span<std::byte> MappedFile::writable_span(std::uint64_t offset, std::uint64_t n) {
+  if (access_ != Access::copy_on_write) {
+    throw Error(ErrorCode::invalid_argument,
+                "cannot write to a read-only mapping; open it copy-on-write", {path_, {}, offset});
+  }
+  check_range(offset, n);
+  return {base_ + offset, static_cast<std::size_t>(n)};
+}
+
+void MappedFile::discard_private_pages(std::uint64_t offset, std::uint64_t n) {
+  if (access_ != Access::copy_on_write) return;  // a shared read-only mapping has none
+  check_range(offset, n);
+  if (n == 0) return;
+  const std::uint64_t page = page_size();
+  const std::uint64_t begin = offset / page * page;
+  const std::uint64_t end = std::min(identity_.size, (offset + n + page - 1) / page * page);
+  if (::madvise(base_ + begin, static_cast<std::size_t>(end - begin), MADV_DONTNEED) != 0) {
+    throw Error(ErrorCode::io,
+                fmt::format("madvise(MADV_DONTNEED) failed: {}", std::strerror(errno)),
+                {path_, {}, begin});
+  }
+}
+
+}  // namespace weightmap

@@ -1,0 +1,6 @@
+#include <iostream>
+
+int main() {
+  std::cout << "weightmap\n";
+  return 0;
+}
