@@ -1,6 +1,7 @@
 #include <iostream>
 
-int main() {
-  std::cout << "weightmap\n";
-  return 0;
+#include "weightmap/cli.hpp"
+
+int main(int argc, char** argv) {
+  return weightmap::cli::run_cli(argc, argv, std::cout, std::cerr);
 }

@@ -1,0 +1,48 @@
+#include "weightmap/cli.hpp"
+
+#include <CLI/CLI.hpp>
+#include <exception>
+#include <ostream>
+#include <vector>
+
+#include "weightmap/inspect.hpp"
+
+#ifndef WEIGHTMAP_VERSION
+#error "WEIGHTMAP_VERSION must be defined by the build (CMake's PROJECT_VERSION)"
+#endif
+
+namespace weightmap::cli {
+
+int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+  CLI::App app{"weightmap: index safetensors and GGUF model files without reading their weights.",
+               "weightmap"};
+  app.set_version_flag("--version", WEIGHTMAP_VERSION);
+  app.require_subcommand(1);
+  app.footer(
+      "Exit codes: 0 success, 1 a model file could not be read, 2 the command line is wrong.");
+
+  // One line per subcommand; each lives in its own file.
+  const std::vector<Subcommand> subcommands = {add_inspect_command(app)};
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e, out, err);
+    // Help and --version are successes; everything else CLI11 rejects is a usage error.
+    return code == static_cast<int>(CLI::ExitCodes::Success) ? kExitOk : kExitUsage;
+  }
+
+  try {
+    for (const auto& subcommand : subcommands) {
+      if (subcommand.app->parsed()) return subcommand.run(out, err);
+    }
+  } catch (const std::exception& e) {
+    // Subcommands report weightmap::Error themselves; this is the last resort for the rest
+    // (out of memory, a filesystem error) so the process never dies with an uncaught throw.
+    err << "weightmap: " << e.what() << '\n';
+    return kExitError;
+  }
+  return kExitUsage;  // unreachable: CLI11 requires one subcommand
+}
+
+}  // namespace weightmap::cli
