@@ -1,10 +1,342 @@
+// GGUF v2/v3: magic, version, counts, key/value metadata, tensor infos, then the tensor data
+// section at the next multiple of `general.alignment`. Everything the index promises (known
+// types, whole blocks, aligned and non-overlapping ranges inside the file) is proven here.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <array>
+#include <limits>
+#include <string_view>
+#include <unordered_map>
+
+#include "format/gguf_cursor.hpp"
+#include "format/gguf_metadata.hpp"
 #include "format/readers.hpp"
 #include "weightmap/error.hpp"
 
 namespace weightmap::format {
+namespace {
 
-FileIndex read_gguf(const ByteSource& source) {
-  throw Error(ErrorCode::unsupported, "GGUF reader not written yet", {source.name()});
+constexpr std::uint32_t kDefaultAlignment = 32;
+constexpr std::string_view kAlignmentKey = "general.alignment";
+// ggml_tensor has 4 dimensions; a GGUF tensor with more cannot be loaded by ggml.
+constexpr std::uint32_t kMaxDims = 4;
+// ggml counts elements in int64_t.
+constexpr std::uint64_t kMaxElements = static_cast<std::uint64_t>(INT64_MAX);
+// Smallest possible encodings, used to bound counts by the bytes left in the file.
+constexpr std::uint64_t kMinKeyValueBytes = 8 + 1 + 4 + 1;    // 1-byte key, type, u8 value
+constexpr std::uint64_t kMinTensorInfoBytes = 8 + 4 + 4 + 8;  // empty name, 0 dims, type, offset
+
+// Counts were checked against the file size, but a hostile file can still claim millions of
+// entries it does not hold; reserve a bounded amount and let real entries grow the vectors.
+std::size_t initial_capacity(std::uint64_t count) {
+  return static_cast<std::size_t>(std::min<std::uint64_t>(count, 1u << 16));
 }
+
+// Where the fields of a tensor info sit, for errors found after all infos are read.
+struct TensorFieldOffsets {
+  std::uint64_t name = 0;
+  std::uint64_t data_offset = 0;
+};
+
+class GgufParser {
+ public:
+  explicit GgufParser(const ByteSource& source) : cursor_(source) {
+    index_.format = FileFormat::gguf;
+  }
+
+  FileIndex parse() && {
+    read_preamble();
+    read_metadata();
+    resolve_alignment();
+    read_tensor_infos();
+    place_tensor_data();
+    reject_overlaps();
+    return std::move(index_);
+  }
+
+ private:
+  [[noreturn]] void fail(ErrorCode code, std::string message, std::uint64_t offset,
+                         std::string_view tensor = {}) const {
+    throw Error(code, std::move(message),
+                {cursor_.file(), tensor.empty() ? std::string() : printable(tensor), offset});
+  }
+
+  void read_preamble() {
+    std::array<char, 4> magic{};
+    for (auto& byte : magic) byte = static_cast<char>(cursor_.read<std::uint8_t>("magic"));
+    const std::string_view magic_text(magic.data(), magic.size());
+    if (magic_text != "GGUF") {
+      fail(ErrorCode::malformed,
+           fmt::format("not a GGUF file: it starts with \"{}\", not \"GGUF\"",
+                       printable(magic_text)),
+           0);
+    }
+    const auto version = cursor_.read<std::uint32_t>("version");
+    if (version != 2 && version != 3) {
+      // A big-endian writer stores 2 or 3 as 0x02000000 or 0x03000000: no real version has
+      // its low 16 bits clear, so this tells byte order apart from an unknown version.
+      if ((version & 0xFFFFu) == 0 && version != 0) {
+        fail(ErrorCode::unsupported,
+             fmt::format("the file is big-endian (its version field reads 0x{:08x}); only "
+                         "little-endian GGUF files are supported",
+                         version),
+             4);
+      }
+      fail(ErrorCode::unsupported,
+           fmt::format("GGUF version {} is not supported (only 2 and 3)", version), 4);
+    }
+    tensor_count_ = cursor_.read<std::uint64_t>("tensor count");
+    kv_count_ = cursor_.read<std::uint64_t>("metadata key count");
+    const std::uint64_t left = cursor_.remaining();
+    if (tensor_count_ > left / kMinTensorInfoBytes) {
+      fail(ErrorCode::malformed,
+           fmt::format("tensor count {} is impossible: the {} bytes left in the file hold at "
+                       "most {} tensor infos",
+                       tensor_count_, left, left / kMinTensorInfoBytes),
+           8);
+    }
+    if (kv_count_ > left / kMinKeyValueBytes) {
+      fail(ErrorCode::malformed,
+           fmt::format("metadata key count {} is impossible: the {} bytes left in the file hold "
+                       "at most {} keys",
+                       kv_count_, left, left / kMinKeyValueBytes),
+           16);
+    }
+  }
+
+  void read_metadata() {
+    index_.metadata.reserve(initial_capacity(kv_count_));
+    std::vector<std::uint64_t> key_offsets;
+    key_offsets.reserve(initial_capacity(kv_count_));
+    for (std::uint64_t i = 0; i < kv_count_; ++i) {
+      const std::uint64_t key_offset = cursor_.offset();
+      std::string key = cursor_.read_string("metadata key");
+      if (key.empty()) fail(ErrorCode::malformed, "metadata key is empty", key_offset);
+      if (!is_valid_utf8(key)) {
+        fail(ErrorCode::malformed,
+             fmt::format("metadata key \"{}\" is not valid UTF-8", printable(key)), key_offset);
+      }
+      const std::uint64_t type_offset = cursor_.offset();
+      const auto type_id = cursor_.read<std::uint32_t>("metadata value type");
+      if (key == kAlignmentKey) alignment_value_offset_ = cursor_.offset();
+      MetadataValue value;
+      try {
+        value = read_gguf_value(cursor_, type_id, type_offset);
+      } catch (const Error& error) {
+        throw Error(error.code(),
+                    fmt::format("metadata key \"{}\": {}", printable(key), error.message()),
+                    error.context());
+      }
+      index_.metadata.emplace_back(std::move(key), std::move(value));
+      key_offsets.push_back(key_offset);
+    }
+    // Checked once every key is in place, so the views into the keys stay valid.
+    std::unordered_map<std::string_view, std::uint64_t> first_offset;
+    first_offset.reserve(index_.metadata.size());
+    for (std::size_t i = 0; i < index_.metadata.size(); ++i) {
+      const std::string& key = index_.metadata[i].first;
+      const auto [previous, inserted] = first_offset.emplace(key, key_offsets[i]);
+      if (!inserted) {
+        fail(ErrorCode::duplicate,
+             fmt::format("metadata key \"{}\" appears twice (first at byte {})", printable(key),
+                         previous->second),
+             key_offsets[i]);
+      }
+    }
+  }
+
+  // ggml accepts general.alignment only as a u32 power of two; so do we.
+  void resolve_alignment() {
+    index_.alignment = kDefaultAlignment;
+    const auto found = std::find_if(index_.metadata.begin(), index_.metadata.end(),
+                                    [](const auto& kv) { return kv.first == kAlignmentKey; });
+    if (found == index_.metadata.end()) return;
+    const MetadataValue& value = found->second;
+    if (value.type != MetadataType::u32) {
+      fail(ErrorCode::malformed,
+           fmt::format("{} must be a u32, but it is a {}", kAlignmentKey,
+                       metadata_type_name(value.type)),
+           alignment_value_offset_);
+    }
+    const auto alignment = static_cast<std::uint32_t>(std::get<std::uint64_t>(value.value));
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+      fail(ErrorCode::malformed,
+           fmt::format("{} is {}; it must be a nonzero power of two", kAlignmentKey, alignment),
+           alignment_value_offset_);
+    }
+    index_.alignment = alignment;
+  }
+
+  void read_tensor_infos() {
+    index_.tensors.reserve(initial_capacity(tensor_count_));
+    field_offsets_.reserve(initial_capacity(tensor_count_));
+    for (std::uint64_t i = 0; i < tensor_count_; ++i) {
+      TensorFieldOffsets& fields = field_offsets_.emplace_back();
+      fields.name = cursor_.offset();
+      TensorInfo& tensor = index_.tensors.emplace_back();
+      tensor.name = cursor_.read_string("tensor name");
+      try {
+        read_tensor_info(tensor, fields);
+      } catch (Error& error) {
+        error.add_context({cursor_.file(), printable(tensor.name)});
+        throw;
+      }
+    }
+    // Checked once every tensor is in place, so the views into the names stay valid.
+    std::unordered_map<std::string_view, std::uint64_t> first_offset;
+    first_offset.reserve(index_.tensors.size());
+    for (std::size_t i = 0; i < index_.tensors.size(); ++i) {
+      const std::string& name = index_.tensors[i].name;
+      const auto [previous, inserted] = first_offset.emplace(name, field_offsets_[i].name);
+      if (!inserted) {
+        fail(ErrorCode::duplicate,
+             fmt::format("tensor name appears twice (first at byte {})", previous->second),
+             field_offsets_[i].name, name);
+      }
+    }
+  }
+
+  // Everything of one tensor info after its name; stores the offset relative to the data
+  // section until the section's start is known.
+  void read_tensor_info(TensorInfo& tensor, TensorFieldOffsets& fields) {
+    if (!is_valid_utf8(tensor.name)) {
+      fail(ErrorCode::malformed, "tensor name is not valid UTF-8", fields.name);
+    }
+    const std::uint64_t dims_offset = cursor_.offset();
+    const auto n_dims = cursor_.read<std::uint32_t>("tensor dimension count");
+    if (n_dims > kMaxDims) {
+      fail(ErrorCode::malformed,
+           fmt::format("tensor has {} dimensions; ggml supports at most {}", n_dims, kMaxDims),
+           dims_offset);
+    }
+    // GGUF lists dimensions innermost first; TensorInfo::shape is outermost first.
+    const std::uint64_t ne_offset = cursor_.offset();
+    tensor.shape.resize(n_dims);
+    bool overflow = false;
+    std::uint64_t elements = 1;
+    for (std::uint32_t d = 0; d < n_dims; ++d) {
+      const auto ne = cursor_.read<std::uint64_t>("tensor dimension");
+      tensor.shape[n_dims - 1 - d] = ne;
+      overflow = overflow || __builtin_mul_overflow(elements, ne, &elements);
+    }
+    if (overflow || elements > kMaxElements) {
+      fail(ErrorCode::malformed,
+           fmt::format("tensor shape [{}] has more elements than ggml can count (2^63-1)",
+                       fmt::join(tensor.shape, ", ")),
+           ne_offset);
+    }
+    const std::uint64_t type_offset = cursor_.offset();
+    const auto type_id = cursor_.read<std::uint32_t>("tensor type");
+    const auto dtype = find_dtype_by_ggml_id(type_id);
+    if (!dtype) {
+      fail(ErrorCode::unknown_dtype, fmt::format("unknown ggml tensor type id {}", type_id),
+           type_offset);
+    }
+    tensor.dtype = *dtype;
+    const DTypeInfo& info = dtype_info(*dtype);
+    const std::uint64_t row = n_dims == 0 ? 1 : tensor.shape.back();
+    if (row % info.block_size != 0) {
+      fail(ErrorCode::malformed,
+           fmt::format("rows of {} elements are not a whole number of {} blocks ({} elements "
+                       "each)",
+                       row, info.name, info.block_size),
+           ne_offset);
+    }
+    const auto nbytes = dtype_bytes_for(*dtype, elements);
+    if (!nbytes) {
+      fail(ErrorCode::malformed,
+           fmt::format("tensor of {} {} elements has a size in bytes that overflows 64 bits",
+                       elements, info.name),
+           ne_offset);
+    }
+    tensor.nbytes = *nbytes;
+    fields.data_offset = cursor_.offset();
+    tensor.offset = cursor_.read<std::uint64_t>("tensor data offset");
+  }
+
+  // The data section starts at the first multiple of the alignment after the header; each
+  // tensor's offset is relative to it and must keep the data aligned and inside the file.
+  void place_tensor_data() {
+    const std::uint64_t header_end = cursor_.offset();
+    const std::uint64_t alignment = index_.alignment;
+    const std::uint64_t padding = (alignment - header_end % alignment) % alignment;
+    if (header_end > std::numeric_limits<std::uint64_t>::max() - padding) {
+      fail(ErrorCode::malformed, "the data section starts past 2^64", header_end);
+    }
+    const std::uint64_t data_start = header_end + padding;
+    index_.data_offset = data_start;
+    const std::uint64_t size = cursor_.file_size();
+    for (std::size_t i = 0; i < index_.tensors.size(); ++i) {
+      TensorInfo& tensor = index_.tensors[i];
+      const std::uint64_t relative = tensor.offset;
+      const std::uint64_t field = field_offsets_[i].data_offset;
+      if (relative % alignment != 0) {
+        fail(ErrorCode::malformed,
+             fmt::format("tensor data offset {} is not a multiple of the alignment {}", relative,
+                         alignment),
+             field, tensor.name);
+      }
+      if (data_start > size || relative > size - data_start ||
+          tensor.nbytes > size - data_start - relative) {
+        fail(ErrorCode::malformed,
+             fmt::format("tensor data ({} bytes at offset {} of the data section, which starts "
+                         "at byte {}) runs past the end of the file ({} bytes)",
+                         tensor.nbytes, relative, data_start, size),
+             field, tensor.name);
+      }
+      tensor.offset = data_start + relative;
+    }
+  }
+
+  // ggml does not check this, but two tensors sharing bytes is either corruption or a trick;
+  // a writer never produces it.
+  void reject_overlaps() const {
+    const auto& tensors = index_.tensors;
+    std::vector<std::uint32_t> order;
+    order.reserve(tensors.size());
+    for (std::uint32_t i = 0; i < tensors.size(); ++i) {
+      if (tensors[i].nbytes != 0) order.push_back(i);  // an empty range overlaps nothing
+    }
+    const auto by_offset = [&](std::uint32_t a, std::uint32_t b) {
+      return tensors[a].offset < tensors[b].offset;
+    };
+    // Writers lay tensors out in file order, so the sort is usually a no-op check.
+    if (!std::is_sorted(order.begin(), order.end(), by_offset)) {
+      std::stable_sort(order.begin(), order.end(), by_offset);
+    }
+    // Sorted by start, a range overlaps an earlier one iff it starts before the furthest end.
+    std::optional<std::uint32_t> furthest;
+    for (const std::uint32_t i : order) {
+      if (furthest) {
+        const TensorInfo& earlier = tensors[*furthest];
+        const TensorInfo& tensor = tensors[i];
+        if (tensor.offset < earlier.offset + earlier.nbytes) {
+          fail(ErrorCode::malformed,
+               fmt::format("tensor data [{}, {}) overlaps tensor \"{}\" at [{}, {})", tensor.offset,
+                           tensor.offset + tensor.nbytes, printable(earlier.name), earlier.offset,
+                           earlier.offset + earlier.nbytes),
+               field_offsets_[i].data_offset, tensor.name);
+        }
+      }
+      if (!furthest || tensors[i].offset + tensors[i].nbytes >
+                           tensors[*furthest].offset + tensors[*furthest].nbytes) {
+        furthest = i;
+      }
+    }
+  }
+
+  GgufCursor cursor_;
+  FileIndex index_;
+  std::uint64_t tensor_count_ = 0;
+  std::uint64_t kv_count_ = 0;
+  std::uint64_t alignment_value_offset_ = 0;
+  std::vector<TensorFieldOffsets> field_offsets_;
+};
+
+}  // namespace
+
+FileIndex read_gguf(const ByteSource& source) { return GgufParser(source).parse(); }
 
 }  // namespace weightmap::format

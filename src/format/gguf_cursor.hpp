@@ -1,0 +1,76 @@
+// A forward-only reader over a ByteSource for the GGUF header. The header of a real model is
+// a few hundred thousand small fields (150k vocabulary strings, 10k tensor infos); reading
+// each through a virtual pread would dominate time-to-ready, so the cursor pulls the file in
+// through a window of up to 1 MiB and serves fields from it with inline bounds checks.
+#pragma once
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "format/byte_source.hpp"
+
+namespace weightmap::format {
+
+// GGUF is little-endian and fields are copied out with memcpy; every platform we build for
+// (x86-64, arm64) is little-endian too, so no byte swapping is needed.
+static_assert(std::endian::native == std::endian::little,
+              "the GGUF reader assumes a little-endian host");
+
+class GgufCursor {
+ public:
+  static constexpr std::size_t kWindowBytes = std::size_t{1} << 20;
+
+  explicit GgufCursor(const ByteSource& source);
+
+  const std::string& file() const noexcept { return source_.name(); }
+  // Absolute file offset of the next byte to read.
+  std::uint64_t offset() const noexcept { return window_offset_ + pos_; }
+  std::uint64_t file_size() const noexcept { return file_size_; }
+  std::uint64_t remaining() const noexcept { return file_size_ - offset(); }
+
+  // A little-endian scalar. `what` names the field in the error when the file ends first.
+  template <typename T>
+  T read(std::string_view what) {
+    static_assert(std::is_arithmetic_v<T>);
+    if (end_ - pos_ < sizeof(T)) refill(sizeof(T), what);
+    T value;
+    std::memcpy(&value, window_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return value;
+  }
+
+  // A GGUF string: u64 length, then that many bytes. The length is checked against the rest
+  // of the file before anything is allocated.
+  std::string read_string(std::string_view what) {
+    const std::uint64_t length_offset = offset();
+    const auto length = read<std::uint64_t>(what);
+    if (length <= end_ - pos_) {
+      std::string text(reinterpret_cast<const char*>(window_.data() + pos_),
+                       static_cast<std::size_t>(length));
+      pos_ += static_cast<std::size_t>(length);
+      return text;
+    }
+    return read_long_string(length, length_offset, what);
+  }
+
+ private:
+  // Makes at least `need` bytes available at pos_, or throws naming `what`.
+  void refill(std::size_t need, std::string_view what);
+  std::string read_long_string(std::uint64_t length, std::uint64_t length_offset,
+                               std::string_view what);
+
+  const ByteSource& source_;
+  std::uint64_t file_size_;
+  std::vector<std::byte> window_;
+  std::uint64_t window_offset_ = 0;  // file offset of window_[0]
+  std::size_t pos_ = 0;              // next byte to read in window_
+  std::size_t end_ = 0;              // bytes of window_ that hold file data
+};
+
+}  // namespace weightmap::format
