@@ -90,13 +90,6 @@ class GgufParser {
     tensor_count_ = cursor_.read<std::uint64_t>("tensor count");
     kv_count_ = cursor_.read<std::uint64_t>("metadata key count");
     const std::uint64_t left = cursor_.remaining();
-    if (tensor_count_ > left / kMinTensorInfoBytes) {
-      fail(ErrorCode::malformed,
-           fmt::format("tensor count {} is impossible: the {} bytes left in the file hold at "
-                       "most {} tensor infos",
-                       tensor_count_, left, left / kMinTensorInfoBytes),
-           8);
-    }
     if (kv_count_ > left / kMinKeyValueBytes) {
       fail(ErrorCode::malformed,
            fmt::format("metadata key count {} is impossible: the {} bytes left in the file hold "
@@ -170,6 +163,15 @@ class GgufParser {
   }
 
   void read_tensor_infos() {
+    // Checked here rather than with the key count: the metadata has used up its bytes.
+    const std::uint64_t left = cursor_.remaining();
+    if (tensor_count_ > left / kMinTensorInfoBytes) {
+      fail(ErrorCode::malformed,
+           fmt::format("tensor count {} is impossible: the {} bytes left in the file hold at "
+                       "most {} tensor infos",
+                       tensor_count_, left, left / kMinTensorInfoBytes),
+           8);
+    }
     index_.tensors.reserve(initial_capacity(tensor_count_));
     field_offsets_.reserve(initial_capacity(tensor_count_));
     for (std::uint64_t i = 0; i < tensor_count_; ++i) {
