@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# A tour of weightmap on a fresh Debian 12 machine: installs dependencies, builds the CLI
+# (Release, no tests) in build-demo/, writes two small sample models into out/demo/ and
+# inspects them.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+scripts/install-deps.sh
+
+cmake -S . -B build-demo -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEIGHTMAP_BUILD_TESTS=OFF \
+  -DWEIGHTMAP_BUILD_BENCH=OFF >/dev/null
+cmake --build build-demo --target weightmap_cli -j "${WEIGHTMAP_JOBS:-2}" >/dev/null
+
+out=out/demo
+PYTHONPATH="$root/.deps/llama.cpp/gguf-py" /usr/bin/python3 scripts/make_sample_model.py "$out"
+
+weightmap=build-demo/weightmap
+run() {
+  printf '\n$ %s\n' "$*"
+  "$@"
+}
+run "$weightmap" inspect "$out/tiny-diffusion.safetensors"
+run "$weightmap" inspect "$out/tiny-diffusion.safetensors" --filter 'first_stage_model.decoder.*'
+run "$weightmap" inspect "$out/tiny-llama.gguf" --metadata --filter 'blk.0.*'
+run "$weightmap" inspect --prefix sd. "$out/tiny-diffusion.safetensors" --prefix llm. \
+  "$out/tiny-llama.gguf" --filter '*.conv_in.*'
+run "$weightmap" inspect "$out/tiny-diffusion.safetensors" --json --filter '*.decoder.conv_in.*'

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs dependencies, then
+#   1. g++, Release, warnings as errors, in build/: builds everything (the benchmark too, so it
+#      keeps compiling, but does not run it) and runs ctest;
+#   2. clang++-14 with AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/, runs
+#      ctest again.
+# Exits non-zero when either build or either test run fails. Safe to run again: the build
+# directories are reused.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+jobs=${WEIGHTMAP_JOBS:-2}
+
+step() { printf '\n== %s (%ds)\n' "$*" "$SECONDS"; }
+
+step "dependencies"
+scripts/install-deps.sh
+
+step "g++ Release build in build/"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ \
+  -DCMAKE_C_COMPILER=gcc -DWEIGHTMAP_WERROR=ON -DWEIGHTMAP_BUILD_TESTS=ON \
+  -DWEIGHTMAP_BUILD_BENCH=ON -DWEIGHTMAP_SANITIZE=OFF
+cmake --build build -j "$jobs"
+
+step "tests (g++ Release)"
+(cd build && ctest --output-on-failure -j "$jobs")
+
+step "clang++-14 ASan+UBSan build in build-asan/"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_C_COMPILER=clang-14 -DWEIGHTMAP_WERROR=ON \
+  -DWEIGHTMAP_SANITIZE=ON -DWEIGHTMAP_BUILD_TESTS=ON -DWEIGHTMAP_BUILD_BENCH=OFF
+cmake --build build-asan -j "$jobs"
+
+step "tests (clang++-14 ASan+UBSan)"
+(
+  cd build-asan
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  ctest --output-on-failure -j "$jobs"
+)
+
+step "all tests passed"
