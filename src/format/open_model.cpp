@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
+#include <optional>
 #include <unordered_map>
 
 #include "format/readers.hpp"
@@ -90,59 +91,79 @@ class ModelBuilder {
                 {reader.name(), {}, 0});
   }
 
-  // Every shard is opened once; each tensor must be in exactly the shard the index names.
-  void add_shard_index(const std::string& index_path, const std::string& prefix) {
+  static format::ShardIndex read_shard_index(const std::string& index_path) {
     io::FileReader reader(index_path);
-    const format::ShardIndex index = format::read_safetensors_shard_index(reader);
-    const fs::path folder = fs::path(index_path).parent_path();
+    return format::read_safetensors_shard_index(reader);
+  }
 
-    std::vector<std::string> shard_names;
-    std::unordered_map<std::string, std::string> shard_of;  // tensor -> shard file name
-    for (const auto& [tensor, shard] : index.weight_map) {
-      if (std::find(shard_names.begin(), shard_names.end(), shard) == shard_names.end()) {
-        shard_names.push_back(shard);
+  // Where a shard named by an index lives; the same spelling for every path we compare.
+  static std::string shard_path(const std::string& index_path, const std::string& shard) {
+    return (fs::path(index_path).parent_path() / shard).lexically_normal().string();
+  }
+
+  // The index's shard files, each once, sorted. Throws when a name leaves the index's folder.
+  static std::vector<std::string> shard_paths(const std::string& index_path,
+                                              const format::ShardIndex& index) {
+    std::vector<std::string> paths;
+    for (const auto& entry : index.weight_map) {
+      if (escapes_folder(entry.second)) {
+        throw Error(ErrorCode::malformed,
+                    fmt::format("shard name \"{}\" points outside the index's folder",
+                                printable(entry.second)),
+                    {index_path, printable(entry.first)});
       }
-      shard_of.emplace(tensor, shard);
+      paths.push_back(shard_path(index_path, entry.second));
     }
-    std::sort(shard_names.begin(), shard_names.end());
+    std::sort(paths.begin(), paths.end());
+    paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+    return paths;
+  }
+
+  void add_shard_index(const std::string& index_path, const std::string& prefix) {
+    add_shards(index_path, read_shard_index(index_path), prefix);
+  }
+
+  // Every shard is opened once; each tensor must be in exactly the shard the index names.
+  void add_shards(const std::string& index_path, const format::ShardIndex& index,
+                  const std::string& prefix) {
+    const std::vector<std::string> paths = shard_paths(index_path, index);
+    std::unordered_map<std::string_view, std::string> shard_of;  // tensor -> shard path
+    for (const auto& [tensor, shard] : index.weight_map) {
+      shard_of.emplace(tensor, shard_path(index_path, shard));
+    }
 
     const auto first_file = static_cast<std::uint32_t>(files_.size());
     const std::size_t first_tensor = tensors_.size();
-    for (const auto& shard : shard_names) {
-      if (escapes_folder(shard)) {
-        throw Error(
-            ErrorCode::malformed,
-            fmt::format("shard name \"{}\" points outside the index's folder", printable(shard)),
-            {index_path});
-      }
-      add_file((folder / shard).string(), prefix);
-    }
+    for (const auto& path : paths) add_file(path, prefix);
     for (const auto& entry : index.metadata) {
       metadata_.push_back({entry.first, entry.second, first_file});
     }
 
+    // A tensor in two shards is reported as such before anything asks which shard is right.
     std::unordered_map<std::string_view, const TensorInfo*> found;
     for (std::size_t i = first_tensor; i < tensors_.size(); ++i) {
       const TensorInfo& tensor = tensors_[i];
-      const std::string& shard_path = files_[tensor.file].path;
-      const std::string name = tensor.name.substr(prefix.size());
       if (const auto [it, inserted] = found.emplace(tensor.name, &tensor); !inserted) {
         throw Error(
             ErrorCode::duplicate,
             fmt::format("tensor is in two shards (also in {})", files_[it->second->file].path),
-            {shard_path, printable(tensor.name), tensor.offset});
+            {files_[tensor.file].path, printable(tensor.name), tensor.offset});
       }
-      const auto listed = shard_of.find(name);
+    }
+    for (std::size_t i = first_tensor; i < tensors_.size(); ++i) {
+      const TensorInfo& tensor = tensors_[i];
+      const std::string& path = files_[tensor.file].path;
+      const auto listed = shard_of.find(std::string_view(tensor.name).substr(prefix.size()));
       if (listed == shard_of.end()) {
         throw Error(ErrorCode::malformed,
                     fmt::format("tensor is not listed in the index {}", index_path),
-                    {shard_path, printable(tensor.name), tensor.offset});
+                    {path, printable(tensor.name), tensor.offset});
       }
-      if ((folder / listed->second).string() != shard_path) {
+      if (listed->second != path) {
         throw Error(ErrorCode::malformed,
                     fmt::format("the index {} places this tensor in {}", index_path,
                                 printable(listed->second)),
-                    {shard_path, printable(tensor.name), tensor.offset});
+                    {path, printable(tensor.name), tensor.offset});
       }
     }
     for (const auto& [tensor, shard] : index.weight_map) {
@@ -155,8 +176,8 @@ class ModelBuilder {
     }
   }
 
-  // Model files of a folder in sorted order; shards named by an index in the folder are
-  // read through the index, not again as loose files.
+  // Model files of a folder in sorted order. Shards named by an index in the folder are read
+  // through the index, as one group placed where its first file sorts.
   void add_directory(const std::string& path, const std::string& prefix) {
     std::vector<std::string> indexes;
     std::vector<std::string> files;
@@ -165,35 +186,49 @@ class ModelBuilder {
       if (!entry.is_regular_file()) continue;
       const std::string name = entry.path().filename().string();
       if (ends_with(name, kShardIndexSuffix)) {
-        indexes.push_back(entry.path().string());
+        indexes.push_back(entry.path().lexically_normal().string());
       } else if (std::any_of(kModelSuffixes.begin(), kModelSuffixes.end(),
                              [&](auto suffix) { return ends_with(name, suffix); })) {
-        files.push_back(entry.path().string());
+        files.push_back(entry.path().lexically_normal().string());
       }
     }
     if (ec) {
       throw Error(ErrorCode::io, fmt::format("cannot list folder: {}", ec.message()), {path});
     }
-    std::sort(indexes.begin(), indexes.end());
-    std::sort(files.begin(), files.end());
-
-    std::vector<std::string> sharded;
-    for (const auto& index_path : indexes) {
-      const std::size_t before = files_.size();
-      add_shard_index(index_path, prefix);
-      for (std::size_t i = before; i < files_.size(); ++i) sharded.push_back(files_[i].path);
-    }
-    std::size_t added = indexes.size();
-    for (const auto& file : files) {
-      if (std::find(sharded.begin(), sharded.end(), file) != sharded.end()) continue;
-      add_file(file, prefix);
-      ++added;
-    }
-    if (added == 0) {
+    if (indexes.empty() && files.empty()) {
       throw Error(ErrorCode::not_found,
                   "the folder holds no model files (*.safetensors, *.gguf, "
                   "*.safetensors.index.json)",
                   {path});
+    }
+
+    struct Group {
+      std::string sort_key;
+      std::string path;  // a loose model file or an index
+      std::optional<format::ShardIndex> index;
+    };
+    std::vector<Group> groups;
+    std::vector<std::string> sharded;
+    for (auto& index_path : indexes) {
+      format::ShardIndex index = read_shard_index(index_path);
+      const std::vector<std::string> paths = shard_paths(index_path, index);
+      std::string key = index_path;
+      if (!paths.empty()) key = std::min(key, paths.front());
+      sharded.insert(sharded.end(), paths.begin(), paths.end());
+      groups.push_back({std::move(key), std::move(index_path), std::move(index)});
+    }
+    for (auto& file : files) {
+      if (std::find(sharded.begin(), sharded.end(), file) != sharded.end()) continue;
+      groups.push_back({file, std::move(file), std::nullopt});
+    }
+    std::sort(groups.begin(), groups.end(),
+              [](const Group& a, const Group& b) { return a.sort_key < b.sort_key; });
+    for (const auto& group : groups) {
+      if (group.index) {
+        add_shards(group.path, *group.index, prefix);
+      } else {
+        add_file(group.path, prefix);
+      }
     }
   }
 

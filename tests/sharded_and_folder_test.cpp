@@ -1,0 +1,293 @@
+// Opening sharded safetensors models (through model.safetensors.index.json or their folder),
+// folders of several model files, and several sources with name prefixes.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "format/readers.hpp"
+#include "support/safetensors_bytes.hpp"
+#include "weightmap/error.hpp"
+#include "weightmap/model.hpp"
+
+namespace weightmap {
+namespace {
+
+using testing::SafetensorsBuilder;
+using testing::TempDir;
+
+const std::vector<std::string> kShards = {"model-00001-of-00003.safetensors",
+                                          "model-00002-of-00003.safetensors",
+                                          "model-00003-of-00003.safetensors"};
+
+// tensor -> shard, as the index lists it (not in shard order, as real indexes are sorted by
+// tensor name).
+using WeightMap = std::vector<std::pair<std::string, std::string>>;
+
+std::string index_json(const WeightMap& weight_map, std::string_view metadata) {
+  std::string entries;
+  for (const auto& [tensor, shard] : weight_map) {
+    if (!entries.empty()) entries += ",\n    ";
+    entries += testing::json_quote(tensor) + ": " + testing::json_quote(shard);
+  }
+  return fmt::format("{{\n  \"metadata\": {},\n  \"weight_map\": {{\n    {}\n  }}\n}}\n", metadata,
+                     entries);
+}
+
+// Three shards with two tensors each, plus their index.
+class ShardedModel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (std::size_t s = 0; s < kShards.size(); ++s) {
+      SafetensorsBuilder shard;
+      shard.metadata = {{"format", "pt"}};
+      for (int t = 0; t < 2; ++t) {
+        const std::string name = fmt::format("layers.{}.w{}", s, t);
+        shard.add(name, "F16", {4, 2});
+        weight_map.emplace_back(name, kShards[s]);
+      }
+      write_shard(s, shard);
+    }
+    std::sort(weight_map.begin(), weight_map.end());
+    write_index(weight_map);
+  }
+
+  void write_shard(std::size_t s, const SafetensorsBuilder& shard) const {
+    testing::write_file(dir / kShards[s], shard.bytes());
+  }
+  void write_index(const WeightMap& map) const {
+    testing::write_file(index_path(), index_json(map, R"({"total_size": 96, "note": "x"})"));
+  }
+  std::string index_path() const { return dir / "model.safetensors.index.json"; }
+  std::string shard_path(std::size_t s) const { return dir / kShards[s]; }
+
+  void expect_three_shards(const Model& model) const {
+    ASSERT_EQ(model.files().size(), 3u);  // each shard opened once
+    for (std::size_t s = 0; s < kShards.size(); ++s) {
+      EXPECT_EQ(model.files()[s].path, shard_path(s));
+      EXPECT_EQ(model.files()[s].format, FileFormat::safetensors);
+    }
+    ASSERT_EQ(model.tensors().size(), 6u);
+    for (const auto& [name, shard] : weight_map) {
+      const TensorInfo* tensor = model.find(name);
+      ASSERT_NE(tensor, nullptr) << name;
+      ASSERT_LT(tensor->file, model.files().size());
+      EXPECT_EQ(model.files()[tensor->file].path, (dir / shard)) << name;
+      EXPECT_EQ(tensor->nbytes, 16u);
+    }
+    // File order: shard by shard, each in data order.
+    for (std::size_t i = 0; i < model.tensors().size(); ++i) {
+      EXPECT_EQ(model.tensors()[i].file, i / 2);
+    }
+    const MetadataEntry* total = model.find_metadata("total_size");
+    ASSERT_NE(total, nullptr);
+    EXPECT_EQ(std::get<std::string>(total->value.value), "96");
+  }
+
+  TempDir dir;
+  WeightMap weight_map;
+};
+
+std::string error_text(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "(no error)";
+}
+
+TEST_F(ShardedModel, OpensThroughTheIndex) { expect_three_shards(open_model(index_path())); }
+
+TEST_F(ShardedModel, OpensThroughTheFolder) { expect_three_shards(open_model(dir.path())); }
+
+TEST_F(ShardedModel, IndexMetadataKeepsNumbersAsDecimalText) {
+  const Model model = open_model(index_path());
+  const MetadataEntry* note = model.find_metadata("note");
+  ASSERT_NE(note, nullptr);
+  EXPECT_EQ(std::get<std::string>(note->value.value), "x");
+  EXPECT_EQ(note->file, 0u);
+}
+
+TEST_F(ShardedModel, TensorTheIndexNamesButItsShardLacks) {
+  WeightMap map = weight_map;
+  map.emplace_back("layers.9.missing", kShards[1]);
+  write_index(map);
+  try {
+    open_model(index_path());
+    FAIL();
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::not_found);
+    EXPECT_EQ(std::string(error.what()),
+              index_path() +
+                  ": the index names this tensor but its shard model-00002-of-00003.safetensors "
+                  "lacks it (tensor layers.9.missing)");
+  }
+}
+
+TEST_F(ShardedModel, TensorInTwoShards) {
+  // Shard 3 also holds layers.0.w0, which the index places in shard 1.
+  SafetensorsBuilder shard;
+  shard.add("layers.2.w0", "F16", {4, 2}).add("layers.2.w1", "F16", {4, 2});
+  shard.add("layers.0.w0", "F16", {4, 2});
+  write_shard(2, shard);
+  try {
+    open_model(index_path());
+    FAIL();
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::duplicate);
+    const std::string what = error.what();
+    EXPECT_EQ(what.rfind(shard_path(2) + ": tensor is in two shards (also in " + shard_path(0) +
+                             ") (tensor layers.0.w0, byte ",
+                         0),
+              0u)
+        << what;
+  }
+}
+
+TEST_F(ShardedModel, TensorInTheWrongShard) {
+  WeightMap map = weight_map;
+  map[0].second = kShards[1];  // layers.0.w0 really is in shard 1
+  write_index(map);
+  const std::string what = error_text([&] { open_model(index_path()); });
+  EXPECT_NE(what.find(shard_path(0) + ": the index " + index_path() + " places this tensor in " +
+                      shard_path(1) + " (tensor layers.0.w0, byte "),
+            std::string::npos)
+      << what;
+}
+
+TEST_F(ShardedModel, TensorInAShardButNotInTheIndex) {
+  WeightMap map = weight_map;
+  map.erase(map.begin());  // layers.0.w0
+  write_index(map);
+  const std::string what = error_text([&] { open_model(index_path()); });
+  EXPECT_NE(what.find(shard_path(0) + ": tensor is not listed in the index " + index_path() +
+                      " (tensor layers.0.w0"),
+            std::string::npos)
+      << what;
+}
+
+TEST_F(ShardedModel, ShardPathEscapingTheFolder) {
+  for (const std::string bad : {"../x.safetensors", "sub/../../x.safetensors", "/etc/passwd"}) {
+    WeightMap map = weight_map;
+    map.emplace_back("evil", bad);
+    write_index(map);
+    try {
+      open_model(index_path());
+      ADD_FAILURE() << bad;
+    } catch (const Error& error) {
+      EXPECT_EQ(error.code(), ErrorCode::malformed);
+      EXPECT_EQ(std::string(error.what()),
+                index_path() + ": shard name \"" + bad +
+                    "\" points outside the index's folder (tensor evil)");
+    }
+  }
+}
+
+TEST_F(ShardedModel, MissingShardFile) {
+  std::filesystem::remove(shard_path(1));
+  try {
+    open_model(index_path());
+    FAIL();
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::io);
+    EXPECT_EQ(error.file(), shard_path(1));
+  }
+  // The folder route reads the same index and fails the same way.
+  EXPECT_EQ(error_text([&] { open_model(dir.path()); }),
+            error_text([&] { open_model(index_path()); }));
+}
+
+TEST_F(ShardedModel, PrefixAppliesToShardedNames) {
+  const Model model = open_model(std::vector<ModelSource>{{index_path(), "unet."}});
+  ASSERT_EQ(model.tensors().size(), 6u);
+  EXPECT_NE(model.find("unet.layers.1.w0"), nullptr);
+  EXPECT_EQ(model.find("layers.1.w0"), nullptr);
+}
+
+TEST_F(ShardedModel, FolderListsLooseFilesAndShardGroupsInSortedOrder) {
+  testing::write_file(dir / "a_vae.safetensors",
+                      SafetensorsBuilder().add("vae.w", "F32", {1}).bytes());
+  testing::write_file(dir / "zz_te.safetensors",
+                      SafetensorsBuilder().add("te.w", "F32", {1}).bytes());
+  testing::write_file(dir / "notes.txt", std::string_view("not a model"));
+  const Model model = open_model(dir.path());
+  std::vector<std::string> paths;
+  for (const auto& file : model.files()) paths.push_back(file.path);
+  EXPECT_EQ(paths,
+            (std::vector<std::string>{dir / "a_vae.safetensors", shard_path(0), shard_path(1),
+                                      shard_path(2), dir / "zz_te.safetensors"}));
+  EXPECT_EQ(model.tensors().size(), 8u);
+  EXPECT_EQ(model.tensors().front().name, "vae.w");
+  EXPECT_EQ(model.tensors().back().name, "te.w");
+}
+
+TEST(ModelFolder, SortedSafetensorsFiles) {
+  TempDir dir;
+  testing::write_file(dir / "b.safetensors", SafetensorsBuilder().add("b", "F32", {2}).bytes());
+  testing::write_file(dir / "a.safetensors", SafetensorsBuilder().add("a", "F32", {2}).bytes());
+  const Model model = open_model(dir.path());
+  ASSERT_EQ(model.files().size(), 2u);
+  EXPECT_EQ(model.files()[0].path, dir / "a.safetensors");
+  EXPECT_EQ(model.files()[1].path, dir / "b.safetensors");
+  EXPECT_EQ(model.find("b")->file, 1u);
+}
+
+TEST(ModelFolder, WithoutModelFilesIsAnError) {
+  TempDir dir;
+  testing::write_file(dir / "README.md", std::string_view("hello"));
+  try {
+    open_model(dir.path());
+    FAIL();
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::not_found);
+    EXPECT_EQ(std::string(error.what()),
+              dir.path().string() +
+                  ": the folder holds no model files (*.safetensors, *.gguf, "
+                  "*.safetensors.index.json)");
+  }
+}
+
+TEST(ModelSources, PrefixesKeepComponentsApart) {
+  TempDir dir;
+  testing::write_file(
+      dir / "te.safetensors",
+      SafetensorsBuilder().add("weight", "F32", {2}).add("bias", "F32", {1}).bytes());
+  testing::write_file(dir / "vae.safetensors",
+                      SafetensorsBuilder().add("weight", "F16", {3}).bytes());
+  const Model model = open_model(
+      std::vector<ModelSource>{{dir / "te.safetensors", "te."}, {dir / "vae.safetensors", "vae."}});
+  ASSERT_EQ(model.files().size(), 2u);
+  ASSERT_EQ(model.tensors().size(), 3u);
+  const TensorInfo* te = model.find("te.weight");
+  const TensorInfo* vae = model.find("vae.weight");
+  ASSERT_NE(te, nullptr);
+  ASSERT_NE(vae, nullptr);
+  EXPECT_EQ(te->file, 0u);
+  EXPECT_EQ(vae->file, 1u);
+  EXPECT_EQ(vae->dtype, DType::F16);
+  EXPECT_EQ(model.find("weight"), nullptr);
+  EXPECT_NE(model.find("te.bias"), nullptr);
+}
+
+TEST(ModelSources, SameNameInTwoSourcesWithoutPrefixesNamesBothFiles) {
+  TempDir dir;
+  const std::string first = dir / "one.safetensors";
+  const std::string second = dir / "two.safetensors";
+  testing::write_file(first, SafetensorsBuilder().add("weight", "F32", {2}).bytes());
+  testing::write_file(second, SafetensorsBuilder().add("weight", "F32", {2}).bytes());
+  try {
+    open_model(std::vector<ModelSource>{{first, ""}, {second, ""}});
+    FAIL();
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::duplicate);
+    EXPECT_EQ(std::string(error.what()), second + ": tensor name appears twice (first in " + first +
+                                             ") (tensor weight, byte " +
+                                             std::to_string(error.offset().value_or(0)) + ")");
+  }
+}
+
+}  // namespace
+}  // namespace weightmap
