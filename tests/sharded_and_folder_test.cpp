@@ -291,3 +291,80 @@ TEST(ModelSources, SameNameInTwoSourcesWithoutPrefixesNamesBothFiles) {
 
 }  // namespace
 }  // namespace weightmap
+
+namespace weightmap {
+namespace {
+
+format::ShardIndex read_index(std::string_view text) {
+  const auto bytes = testing::to_bytes(text);
+  const format::MemoryByteSource source("model.safetensors.index.json", bytes);
+  return format::read_safetensors_shard_index(source);
+}
+
+TEST(ShardIndex, WeightMapInOrderAndMetadataAsText) {
+  const auto index = read_index(
+      R"({"metadata":{"total_size":16106127360,"total_parameters":-3,"scale":1.5e3,"format":"pt"},)"
+      R"("weight_map":{"b":"model-00002.safetensors","a":"model-00001.safetensors"},"other":[1]})");
+  ASSERT_EQ(index.weight_map.size(), 2u);
+  EXPECT_EQ(index.weight_map[0],
+            (std::pair<std::string, std::string>{"b", "model-00002.safetensors"}));
+  EXPECT_EQ(index.weight_map[1].first, "a");
+  ASSERT_EQ(index.metadata.size(), 4u);
+  EXPECT_EQ(index.metadata[0].first, "total_size");
+  EXPECT_EQ(std::get<std::string>(index.metadata[0].second.value), "16106127360");
+  EXPECT_EQ(std::get<std::string>(index.metadata[1].second.value), "-3");
+  EXPECT_EQ(std::get<std::string>(index.metadata[2].second.value), "1.5e3");
+  EXPECT_EQ(std::get<std::string>(index.metadata[3].second.value), "pt");
+}
+
+TEST(ShardIndex, MetadataIsOptional) {
+  const auto index = read_index(R"({"weight_map":{}})");
+  EXPECT_TRUE(index.weight_map.empty());
+  EXPECT_TRUE(index.metadata.empty());
+}
+
+TEST(ShardIndex, BadIndexesNameTheFile) {
+  struct Row {
+    std::string_view json;
+    ErrorCode code;
+    std::string_view says;
+  };
+  const std::vector<Row> rows = {
+      {"", ErrorCode::malformed, "the shard index is not valid JSON: empty: no JSON found"},
+      {"[]", ErrorCode::malformed, "the shard index is not a JSON object"},
+      {R"({"metadata":{}})", ErrorCode::malformed, "the shard index has no \"weight_map\""},
+      {R"({"weight_map":[]})", ErrorCode::malformed, "\"weight_map\" is not an object"},
+      {R"({"weight_map":{"a":1}})", ErrorCode::malformed,
+       "the \"weight_map\" entry is not a shard file name (tensor a)"},
+      {R"({"weight_map":{"a":"x","a":"y"}})", ErrorCode::duplicate,
+       "the tensor is listed twice in \"weight_map\" (tensor a)"},
+      {R"({"weight_map":{},"weight_map":{}})", ErrorCode::malformed,
+       "\"weight_map\" appears twice"},
+      {R"({"weight_map":{},"metadata":[]})", ErrorCode::malformed, "\"metadata\" is not an object"},
+      {R"({"weight_map":{},"metadata":{"k":true}})", ErrorCode::malformed,
+       "\"metadata\" value of \"k\" is neither a number nor a string"},
+      {R"({"weight_map":{},"metadata":{"k":01}})", ErrorCode::malformed,
+       "\"metadata\" value of \"k\" is not a valid number (found 01)"},
+      {R"({"weight_map":{"a":"x"})", ErrorCode::malformed,
+       "the shard index is not valid JSON: the JSON document has an improper structure: "
+       "missing or superfluous commas, braces, missing keys, etc"},
+      {R"({"weight_map":{}} {})", ErrorCode::malformed,
+       "the shard index has more text after its JSON object"},
+      {"{\"weight_map\":{\"\xff\":\"x\"}}", ErrorCode::malformed,
+       "the shard index is not valid UTF-8"},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.json);
+    try {
+      read_index(row.json);
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& error) {
+      EXPECT_EQ(error.code(), row.code);
+      EXPECT_EQ(std::string(error.what()),
+                "model.safetensors.index.json: " + std::string(row.says));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace weightmap
