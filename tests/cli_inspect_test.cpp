@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -236,6 +237,75 @@ TEST_F(CliInspectTest, PrefixAppliesToThePathsThatFollowIt) {
   }
   EXPECT_EQ(names,
             (std::vector<std::string>{"vae.w", "vae.a.weight", "vae.b.bias", "vae.c.scale", "x"}));
+}
+
+// A GGUF v3 file by hand: typed metadata and one f32 tensor of 4 elements.
+class GgufBytes {
+ public:
+  template <typename T>
+  GgufBytes& raw(T value) {
+    bytes_.append(reinterpret_cast<const char*>(&value), sizeof value);  // little-endian host
+    return *this;
+  }
+  GgufBytes& str(std::string_view text) {
+    raw(std::uint64_t{text.size()});
+    bytes_.append(text);
+    return *this;
+  }
+  GgufBytes& key(std::string_view name, MetadataType type) {
+    return str(name).raw(static_cast<std::uint32_t>(type));
+  }
+  std::string padded(std::size_t alignment) const {
+    std::string out = bytes_;
+    out.append((alignment - out.size() % alignment) % alignment, '\0');
+    return out;
+  }
+
+ private:
+  std::string bytes_;
+};
+
+TEST_F(CliInspectTest, GgufMetadataBecomesTypedJsonValues) {
+  GgufBytes gguf;
+  gguf.raw(std::array<char, 4>{'G', 'G', 'U', 'F'}).raw(std::uint32_t{3});
+  gguf.raw(std::uint64_t{1}).raw(std::uint64_t{6});
+  gguf.key("f", MetadataType::f32).raw(0.1f);
+  gguf.key("u", MetadataType::u64).raw(std::numeric_limits<std::uint64_t>::max());
+  gguf.key("i", MetadataType::i8).raw(std::int8_t{-3});
+  gguf.key("s", MetadataType::string).str("bad \xFF byte");
+  gguf.key("n", MetadataType::f64).raw(-HUGE_VAL);
+  gguf.key("a", MetadataType::array).raw(static_cast<std::uint32_t>(MetadataType::boolean));
+  gguf.raw(std::uint64_t{2}).raw(std::uint8_t{1}).raw(std::uint8_t{0});
+  gguf.str("t").raw(std::uint32_t{1}).raw(std::uint64_t{4}).raw(std::uint32_t{0});
+  gguf.raw(std::uint64_t{0});
+  const auto path = write_file("m.gguf", gguf.padded(32) + std::string(16, '\0'));
+
+  const auto result = inspect({.sources = {{path, ""}}, .json = true});
+  ASSERT_EQ(result.code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr(R"("f": 0.1,)"));
+  EXPECT_THAT(result.out, HasSubstr(R"("u": 18446744073709551615,)"));
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  ASSERT_EQ(parser.parse(result.out).get(root), simdjson::SUCCESS) << result.out;
+  simdjson::dom::object metadata = root["metadata"];
+  EXPECT_EQ(static_cast<float>(double(metadata["f"])), 0.1f);
+  EXPECT_EQ(std::uint64_t(metadata["u"]), std::numeric_limits<std::uint64_t>::max());
+  EXPECT_EQ(std::int64_t(metadata["i"]), -3);
+  EXPECT_EQ(std::string_view(metadata["s"]), "bad \xEF\xBF\xBD byte");
+  EXPECT_EQ(std::string_view(metadata["n"]), "-inf");
+  simdjson::dom::array flags = metadata["a"];
+  ASSERT_EQ(flags.size(), 2u);
+  EXPECT_TRUE(bool(flags.at(0)));
+  EXPECT_FALSE(bool(flags.at(1)));
+  simdjson::dom::object tensor = simdjson::dom::array(root["tensors"]).at(0);
+  EXPECT_EQ(std::string_view(tensor["dtype"]), "f32");
+  EXPECT_EQ(std::uint64_t(tensor["offset"]) % 32, 0u);
+  EXPECT_EQ(std::string_view(simdjson::dom::array(root["files"]).at(0)["format"]), "gguf");
+
+  const auto text = inspect({.sources = {{path, ""}}, .metadata = true});
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_THAT(text.out, HasSubstr("\n  f = 0.1\n  u = 18446744073709551615\n  i = -3\n"
+                                  "  s = \"bad \\xff byte\"\n  n = -inf\n  a = [true, false]\n"));
 }
 
 TEST_F(CliInspectTest, SeveralFilesAddAFileColumnAndGroupMetadataByFile) {
