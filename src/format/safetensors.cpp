@@ -8,7 +8,7 @@
 
 #include <algorithm>
 #include <array>
-#include <unordered_set>
+#include <functional>
 
 #include "format/readers.hpp"
 #include "format/safetensors_json.hpp"
@@ -25,6 +25,9 @@ constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;  // the reference reader'
 // No framework makes tensors with more dimensions (PyTorch stops at 64); the cap keeps a
 // hostile shape from growing a vector without bound.
 constexpr std::size_t kMaxDims = 64;
+
+// The shortest tensor entry: "":{"dtype":"F4","shape":[],"data_offsets":[0,0]},
+constexpr std::size_t kMinEntryBytes = 48;
 
 constexpr std::string_view kMetadataKey = "__metadata__";
 
@@ -56,6 +59,9 @@ class HeaderParser {
     }
 
     FileIndex index;
+    // A tensor entry takes at least kMinEntryBytes of header: reserving for the most the
+    // header can hold never reallocates, and pages of the excess are never touched.
+    index.tensors.reserve(header_.size() / kMinEntryBytes);
     index.format = FileFormat::safetensors;
     index.data_offset = data_start_;
     index.alignment = 1;  // safetensors promises no alignment
@@ -395,14 +401,25 @@ class HeaderParser {
     }
   }
 
+  // Open addressing over tensor indexes rather than std::unordered_set: a node allocation
+  // per name was a tenth of the time to read a 10,000-tensor header.
   void check_unique_names(const std::vector<TensorInfo>& tensors) const {
-    std::unordered_set<std::string_view> names;
-    names.reserve(tensors.size());
-    for (const auto& tensor : tensors) {
-      if (!names.insert(tensor.name).second) {
-        fail(ErrorCode::duplicate, "the tensor name appears twice in the header", tensor.name,
-             tensor.offset);
+    constexpr std::uint32_t kEmpty = ~std::uint32_t{0};
+    std::size_t capacity = 16;
+    while (capacity < 2 * tensors.size()) capacity *= 2;
+    std::vector<std::uint32_t> slots(capacity, kEmpty);
+    const std::size_t mask = capacity - 1;
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      const std::string& name = tensors[i].name;
+      std::size_t slot = std::hash<std::string_view>{}(name)&mask;
+      while (slots[slot] != kEmpty) {
+        if (tensors[slots[slot]].name == name) {
+          fail(ErrorCode::duplicate, "the tensor name appears twice in the header", name,
+               tensors[i].offset);
+        }
+        slot = (slot + 1) & mask;
       }
+      slots[slot] = static_cast<std::uint32_t>(i);
     }
   }
 
