@@ -70,6 +70,8 @@ class HeaderParser {
       ondemand::field field;
       if (const auto error = std::move(field_result).get(field)) fail_json(error, {});
       const char* where = field.key().raw() - 1;  // the key's opening quote
+      // Names need no is_valid_utf8 pass of their own: simdjson validated every byte of the
+      // header as UTF-8 in iterate(), and unescaping refuses \u escapes of lone surrogates.
       std::string_view key;
       if (const auto error = field.unescaped_key().get(key)) {
         fail(ErrorCode::malformed,
