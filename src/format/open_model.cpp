@@ -65,9 +65,14 @@ class ModelBuilder {
     file.alignment = index.alignment;
     files_.push_back(std::move(file));
     for (auto& tensor : index.tensors) {
-      tensor.name = prefix + tensor.name;
+      if (!prefix.empty()) tensor.name.insert(0, prefix);
       tensor.file = file_number;
-      tensors_.push_back(std::move(tensor));
+    }
+    if (tensors_.empty()) {
+      tensors_ = std::move(index.tensors);  // the common single-file case: no copy at all
+    } else {
+      tensors_.insert(tensors_.end(), std::make_move_iterator(index.tensors.begin()),
+                      std::make_move_iterator(index.tensors.end()));
     }
     for (auto& [key, value] : index.metadata) {
       metadata_.push_back({std::move(key), std::move(value), file_number});
