@@ -65,10 +65,25 @@ constexpr std::array kTable = {
     DTypeInfo{DType::C64, "c64", 1, 8, "C64", false},
 };
 
-const DTypeInfo* lookup(DType type) noexcept {
+// Ids are dense in two ranges (ggml's from 0, ours from 1000), so a lookup is an index into
+// a table built once: it runs for every tensor of every file opened.
+constexpr std::uint32_t kGgmlIds = 64;
+constexpr std::uint32_t kOwnFirstId = 1000;
+constexpr std::uint32_t kOwnIds = 64;
+
+constexpr auto kById = [] {
+  std::array<const DTypeInfo*, kGgmlIds + kOwnIds> slots{};
   for (const auto& info : kTable) {
-    if (info.id == type) return &info;
+    const auto id = static_cast<std::uint32_t>(info.id);
+    slots[id < kOwnFirstId ? id : kGgmlIds + (id - kOwnFirstId)] = &info;
   }
+  return slots;
+}();
+
+const DTypeInfo* lookup(DType type) noexcept {
+  const auto id = static_cast<std::uint32_t>(type);
+  if (id < kGgmlIds) return kById[id];
+  if (id >= kOwnFirstId && id - kOwnFirstId < kOwnIds) return kById[kGgmlIds + (id - kOwnFirstId)];
   return nullptr;
 }
 
