@@ -18,6 +18,7 @@
 
 #include "format/readers.hpp"
 #include "io/file_reader.hpp"
+#include "support/gguf_bytes.hpp"
 #include "weightmap/dtype.hpp"
 #include "weightmap/error.hpp"
 
@@ -223,6 +224,38 @@ void expect_tensors_match(const FileIndex& index, simdjson::dom::array expected)
     EXPECT_EQ(tensor.nbytes, std::uint64_t(want["n_bytes"].get_uint64())) << tensor.name;
     EXPECT_EQ(tensor.file, 0u);
   }
+}
+
+// --- the reader's buffering ---
+
+// The reader pulls the header in through a window of a few hundred KiB: strings longer than
+// the window and fields split by its edge must read the same as any other.
+TEST(GgufReadWindow, LongStringsAndFieldsAcrossItsEdgesReadIntact) {
+  const std::string long_text(700'000, 'x');
+  constexpr std::uint64_t kCount = 300'000;
+  test::GgufBytes file;
+  file.header(1, 3).kv_string("test.long", long_text + "!");
+  file.str("test.numbers").type(test::GgufType::array).type(test::GgufType::u32).u64(kCount);
+  for (std::uint32_t i = 0; i < kCount; ++i) file.u32(i * 7);
+  file.str("test.words").type(test::GgufType::array).type(test::GgufType::string).u64(kCount);
+  for (std::uint32_t i = 0; i < kCount; ++i) file.str(std::to_string(i));
+  file.tensor_info("w", {8}, 0, 0).pad_to(32).zeros(32);
+
+  const format::MemoryByteSource source("window.gguf", file.span());
+  const FileIndex index = format::read_gguf(source);
+  ASSERT_EQ(index.metadata.size(), 3u);
+  EXPECT_EQ(std::get<std::string>(index.metadata[0].second.value), long_text + "!");
+  const auto& numbers = std::get<MetadataArray>(index.metadata[1].second.value);
+  const auto& words = std::get<MetadataArray>(index.metadata[2].second.value);
+  ASSERT_EQ(numbers.size(), kCount);
+  ASSERT_EQ(words.size(), kCount);
+  for (std::uint32_t i = 0; i < kCount; ++i) {
+    ASSERT_EQ(std::get<std::uint64_t>(numbers[i].value), std::uint64_t{i} * 7) << i;
+    ASSERT_EQ(std::get<std::string>(words[i].value), std::to_string(i)) << i;
+  }
+  ASSERT_EQ(index.tensors.size(), 1u);
+  EXPECT_EQ(index.tensors[0].offset, index.data_offset);
+  EXPECT_EQ(index.tensors[0].offset + 32, file.size());
 }
 
 // --- llama.cpp's vocabulary files, against gguf-py's GGUFReader ---

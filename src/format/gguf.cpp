@@ -6,12 +6,13 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <limits>
 #include <string_view>
-#include <unordered_map>
 
 #include "format/gguf_cursor.hpp"
 #include "format/gguf_metadata.hpp"
+#include "format/gguf_name_set.hpp"
 #include "format/readers.hpp"
 #include "weightmap/error.hpp"
 
@@ -32,6 +33,21 @@ constexpr std::uint64_t kMinTensorInfoBytes = 8 + 4 + 4 + 8;  // empty name, 0 d
 // entries it does not hold; reserve a bounded amount and let real entries grow the vectors.
 std::size_t initial_capacity(std::uint64_t count) {
   return static_cast<std::size_t>(std::min<std::uint64_t>(count, 1u << 16));
+}
+
+// Names and keys are nearly always ASCII; checking 8 bytes at a time first keeps UTF-8
+// validation off the profile of a 10,000-tensor header.
+bool is_valid_utf8_name(std::string_view text) {
+  std::size_t i = 0;
+  for (; i + 8 <= text.size(); i += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, text.data() + i, 8);
+    if ((word & 0x8080808080808080ULL) != 0) return is_valid_utf8(text);
+  }
+  for (; i < text.size(); ++i) {
+    if (static_cast<unsigned char>(text[i]) >= 0x80) return is_valid_utf8(text);
+  }
+  return true;
 }
 
 // Where the fields of a tensor info sit, for errors found after all infos are read.
@@ -107,7 +123,7 @@ class GgufParser {
       const std::uint64_t key_offset = cursor_.offset();
       std::string key = cursor_.read_string("metadata key");
       if (key.empty()) fail(ErrorCode::malformed, "metadata key is empty", key_offset);
-      if (!is_valid_utf8(key)) {
+      if (!is_valid_utf8_name(key)) {
         fail(ErrorCode::malformed,
              fmt::format("metadata key \"{}\" is not valid UTF-8", printable(key)), key_offset);
       }
@@ -126,17 +142,15 @@ class GgufParser {
       key_offsets.push_back(key_offset);
     }
     // Checked once every key is in place, so the views into the keys stay valid.
-    std::unordered_map<std::string_view, std::uint64_t> first_offset;
-    first_offset.reserve(index_.metadata.size());
-    for (std::size_t i = 0; i < index_.metadata.size(); ++i) {
-      const std::string& key = index_.metadata[i].first;
-      const auto [previous, inserted] = first_offset.emplace(key, key_offsets[i]);
-      if (!inserted) {
-        fail(ErrorCode::duplicate,
-             fmt::format("metadata key \"{}\" appears twice (first at byte {})", printable(key),
-                         previous->second),
-             key_offsets[i]);
-      }
+    const auto& metadata = index_.metadata;
+    if (const auto repeat = find_repeated_name(
+            metadata.size(),
+            [&](std::size_t i) -> std::string_view { return metadata[i].first; })) {
+      const auto [first, second] = *repeat;
+      fail(ErrorCode::duplicate,
+           fmt::format("metadata key \"{}\" appears twice (first at byte {})",
+                       printable(metadata[second].first), key_offsets[first]),
+           key_offsets[second]);
     }
   }
 
@@ -187,23 +201,20 @@ class GgufParser {
       }
     }
     // Checked once every tensor is in place, so the views into the names stay valid.
-    std::unordered_map<std::string_view, std::uint64_t> first_offset;
-    first_offset.reserve(index_.tensors.size());
-    for (std::size_t i = 0; i < index_.tensors.size(); ++i) {
-      const std::string& name = index_.tensors[i].name;
-      const auto [previous, inserted] = first_offset.emplace(name, field_offsets_[i].name);
-      if (!inserted) {
-        fail(ErrorCode::duplicate,
-             fmt::format("tensor name appears twice (first at byte {})", previous->second),
-             field_offsets_[i].name, name);
-      }
+    const auto& tensors = index_.tensors;
+    if (const auto repeat = find_repeated_name(
+            tensors.size(), [&](std::size_t i) -> std::string_view { return tensors[i].name; })) {
+      const auto [first, second] = *repeat;
+      fail(ErrorCode::duplicate,
+           fmt::format("tensor name appears twice (first at byte {})", field_offsets_[first].name),
+           field_offsets_[second].name, tensors[second].name);
     }
   }
 
   // Everything of one tensor info after its name; stores the offset relative to the data
   // section until the section's start is known.
   void read_tensor_info(TensorInfo& tensor, TensorFieldOffsets& fields) {
-    if (!is_valid_utf8(tensor.name)) {
+    if (!is_valid_utf8_name(tensor.name)) {
       fail(ErrorCode::malformed, "tensor name is not valid UTF-8", fields.name);
     }
     const std::uint64_t dims_offset = cursor_.offset();

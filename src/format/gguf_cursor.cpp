@@ -13,7 +13,9 @@ GgufCursor::GgufCursor(const ByteSource& source)
     : source_(source),
       file_size_(source.size()),
       // A small file gets a small window: tests and fuzzers open thousands of tiny files.
-      window_(static_cast<std::size_t>(std::min<std::uint64_t>(kWindowBytes, file_size_))) {}
+      window_size_(static_cast<std::size_t>(std::min<std::uint64_t>(kWindowBytes, file_size_))) {
+  window_.reset(new std::byte[window_size_]);
+}
 
 void GgufCursor::refill(std::size_t need, std::string_view what) {
   if (need > remaining()) {
@@ -24,14 +26,14 @@ void GgufCursor::refill(std::size_t need, std::string_view what) {
   }
   // need <= remaining <= file size, and the window holds min(1 MiB, file size) >= need.
   const std::size_t kept = end_ - pos_;
-  std::memmove(window_.data(), window_.data() + pos_, kept);
+  std::memmove(window_.get(), window_.get() + pos_, kept);
   window_offset_ += pos_;
   pos_ = 0;
   end_ = kept;
   const std::uint64_t file_left = file_size_ - (window_offset_ + kept);
   const auto fill =
-      static_cast<std::size_t>(std::min<std::uint64_t>(window_.size() - kept, file_left));
-  source_.read_at(window_offset_ + kept, std::span(window_.data() + kept, fill));
+      static_cast<std::size_t>(std::min<std::uint64_t>(window_size_ - kept, file_left));
+  source_.read_at(window_offset_ + kept, std::span(window_.get() + kept, fill));
   end_ += fill;
 }
 
@@ -47,7 +49,7 @@ std::string GgufCursor::read_long_string(std::uint64_t length, std::uint64_t len
   // straight into the string, and start the window again after it.
   std::string text(static_cast<std::size_t>(length), '\0');
   const std::size_t buffered = end_ - pos_;
-  std::memcpy(text.data(), window_.data() + pos_, buffered);
+  std::memcpy(text.data(), window_.get() + pos_, buffered);
   const std::uint64_t rest_offset = offset() + buffered;
   source_.read_at(rest_offset, std::as_writable_bytes(
                                    std::span(text.data() + buffered, text.size() - buffered)));

@@ -1,17 +1,17 @@
 // A forward-only reader over a ByteSource for the GGUF header. The header of a real model is
 // a few hundred thousand small fields (150k vocabulary strings, 10k tensor infos); reading
 // each through a virtual pread would dominate time-to-ready, so the cursor pulls the file in
-// through a window of up to 1 MiB and serves fields from it with inline bounds checks.
+// through a window and serves fields from it with inline bounds checks.
 #pragma once
 
 #include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <vector>
 
 #include "format/byte_source.hpp"
 
@@ -24,7 +24,10 @@ static_assert(std::endian::native == std::endian::little,
 
 class GgufCursor {
  public:
-  static constexpr std::size_t kWindowBytes = std::size_t{1} << 20;
+  // 256 KiB: a 10,000-tensor header parsed 20% faster than with 1 MiB (fewer fresh pages to
+  // fault in) and a 256k-token vocabulary as fast; 64 KiB was no faster on the first and
+  // interacted badly with malloc's trimming on repeated opens of the second.
+  static constexpr std::size_t kWindowBytes = std::size_t{1} << 18;
 
   explicit GgufCursor(const ByteSource& source);
 
@@ -40,7 +43,7 @@ class GgufCursor {
     static_assert(std::is_arithmetic_v<T>);
     if (end_ - pos_ < sizeof(T)) refill(sizeof(T), what);
     T value;
-    std::memcpy(&value, window_.data() + pos_, sizeof(T));
+    std::memcpy(&value, window_.get() + pos_, sizeof(T));
     pos_ += sizeof(T);
     return value;
   }
@@ -51,7 +54,7 @@ class GgufCursor {
     const std::uint64_t length_offset = offset();
     const auto length = read<std::uint64_t>(what);
     if (length <= end_ - pos_) {
-      std::string text(reinterpret_cast<const char*>(window_.data() + pos_),
+      std::string text(reinterpret_cast<const char*>(window_.get() + pos_),
                        static_cast<std::size_t>(length));
       pos_ += static_cast<std::size_t>(length);
       return text;
@@ -67,7 +70,9 @@ class GgufCursor {
 
   const ByteSource& source_;
   std::uint64_t file_size_;
-  std::vector<std::byte> window_;
+  // Not zero-filled: only the pages pread writes to are ever touched.
+  std::unique_ptr<std::byte[]> window_;
+  std::size_t window_size_;
   std::uint64_t window_offset_ = 0;  // file offset of window_[0]
   std::size_t pos_ = 0;              // next byte to read in window_
   std::size_t end_ = 0;              // bytes of window_ that hold file data
