@@ -3,7 +3,9 @@
 #   1. g++, Release, warnings as errors, in build/: builds everything (the benchmark too, so it
 #      keeps compiling, but does not run it) and runs ctest;
 #   2. clang++-14 with AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/, runs
-#      ctest again.
+#      ctest again;
+#   3. the libFuzzer targets (clang++-14, ASan+UBSan) in build-fuzz/, each run for a bounded
+#      time (WEIGHTMAP_FUZZ_SECONDS, default 60) from its seed corpus.
 # Exits non-zero when either build or either test run fails. Safe to run again: the build
 # directories are reused.
 set -euo pipefail
@@ -38,5 +40,8 @@ step "tests (clang++-14 ASan+UBSan)"
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   ctest --output-on-failure -j "$jobs"
 )
+
+step "fuzzers (clang++-14 libFuzzer, ASan+UBSan)"
+scripts/fuzz.sh "${WEIGHTMAP_FUZZ_SECONDS:-60}"
 
 step "all tests passed"
