@@ -13,12 +13,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "format/readers.hpp"
 #include "io/file_reader.hpp"
 #include "support/gguf_bytes.hpp"
+#include "weightmap/cli.hpp"
 #include "weightmap/dtype.hpp"
 #include "weightmap/error.hpp"
 
@@ -193,6 +195,51 @@ std::optional<std::string> value_difference(const MetadataValue& ours,
   return "unknown type";
 }
 
+// Compares a value of `weightmap inspect --json` with gguf-py's, whose type is `type_name`
+// ("FLOAT32", "ARRAY[STRING]", ...); returns a description of the first difference.
+std::optional<std::string> json_value_difference(simdjson::dom::element ours,
+                                                 simdjson::dom::element expected,
+                                                 std::string_view type_name) {
+  if (type_name.starts_with("ARRAY[")) {
+    const std::string_view element_type = type_name.substr(6, type_name.size() - 7);
+    simdjson::dom::array got;
+    if (ours.get_array().get(got) != simdjson::SUCCESS) return "not an array";
+    const simdjson::dom::array want = expected.get_array();
+    if (got.size() != want.size()) return fmt::format("{} elements != {}", got.size(), want.size());
+    auto got_item = got.begin();
+    std::size_t i = 0;
+    for (const simdjson::dom::element item : want) {
+      if (auto difference = json_value_difference(*got_item, item, element_type)) {
+        return fmt::format("[{}]: {}", i, *difference);
+      }
+      ++got_item, ++i;
+    }
+    return std::nullopt;
+  }
+  if (type_name == "FLOAT32" || type_name == "FLOAT64") {
+    const double got = json_float(ours);
+    const double want = json_float(expected);
+    const auto type = type_name == "FLOAT32" ? MetadataType::f32 : MetadataType::f64;
+    if (!same_float(got, want, type)) return fmt::format("{} != {}", got, want);
+    return std::nullopt;
+  }
+  // Integers, bools and strings: the same JSON text.
+  if (simdjson::to_string(ours) != simdjson::to_string(expected)) {
+    return fmt::format("{} != {}", simdjson::to_string(ours), simdjson::to_string(expected));
+  }
+  return std::nullopt;
+}
+
+// `weightmap inspect --json FILE`, through the same function the binary runs.
+std::string inspect_json(const fs::path& file) {
+  const std::string path = file.string();
+  const char* argv[] = {"weightmap", "inspect", "--json", path.c_str()};
+  std::ostringstream out, err;
+  const int status = cli::run_cli(4, argv, out, err);
+  EXPECT_EQ(status, cli::kExitOk) << err.str();
+  return out.str();
+}
+
 // `expected` is a list of [key, type_name, value], in file order.
 void expect_metadata_matches(const FileIndex& index, simdjson::dom::array expected) {
   ASSERT_EQ(index.metadata.size(), expected.size());
@@ -291,6 +338,26 @@ TEST_P(GgufVocabFile, CountsKeysValuesAndTensorsMatchGgufPyReader) {
   EXPECT_EQ(index.data_offset, std::uint64_t(dump["data_offset"].get_uint64()));
   expect_metadata_matches(index, dump["kv"].get_array());
   expect_tensors_match(index, dump["tensors"].get_array());
+
+  // What a user sees: `weightmap inspect --json` agrees with gguf-py too.
+  simdjson::dom::parser cli_parser;
+  const simdjson::padded_string cli_text(inspect_json(file));
+  const simdjson::dom::element cli_json = cli_parser.parse(cli_text);
+  EXPECT_EQ(simdjson::dom::array(cli_json["files"]).size(), 1u);
+  EXPECT_EQ(std::string_view(cli_json["files"].at(0)["format"].get_string()), "gguf");
+  const simdjson::dom::array cli_tensors = cli_json["tensors"];
+  EXPECT_EQ(cli_tensors.size(), std::uint64_t(dump["tensor_count"].get_uint64()));
+  const simdjson::dom::object cli_metadata = cli_json["metadata"];
+  EXPECT_EQ(cli_metadata.size(), std::uint64_t(dump["kv_count"].get_uint64()));
+  for (const simdjson::dom::array entry : dump["kv"].get_array()) {
+    const std::string_view key = entry.at(0).get_string();
+    simdjson::dom::element value;
+    ASSERT_EQ(cli_metadata.at_key(key).get(value), simdjson::SUCCESS) << key;
+    if (const auto difference =
+            json_value_difference(value, entry.at(2), std::string_view(entry.at(1).get_string()))) {
+      ADD_FAILURE() << "inspect --json, " << key << ": " << *difference;
+    }
+  }
 }
 
 std::string test_name_of(const fs::path& file) {
