@@ -22,6 +22,11 @@ struct TensorInfo {
   std::uint32_t file = 0;            // index into the model's files
   std::uint64_t offset = 0;          // absolute byte offset in that file
   std::uint64_t nbytes = 0;
+  // Element strides, outermost first, of a tensor that is not stored row-major (PyTorch
+  // checkpoints only: transposed views, expanded tensors). Empty means contiguous: the tensor
+  // is the `nbytes` at `offset`. Otherwise `offset` is its first element and `nbytes` the
+  // size of its contiguous copy; the elements the strides reach lie inside the file.
+  std::vector<std::uint64_t> strides;
 
   std::uint64_t element_count() const;  // product of shape (validated not to overflow)
 };

@@ -18,7 +18,8 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::string_view kShardIndexSuffix = ".safetensors.index.json";
-constexpr std::array<std::string_view, 2> kModelSuffixes = {".safetensors", ".gguf"};
+constexpr std::array<std::string_view, 6> kModelSuffixes = {".safetensors", ".gguf", ".ckpt",
+                                                            ".pt",          ".pth",  ".bin"};
 
 bool ends_with(std::string_view text, std::string_view suffix) {
   return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
@@ -82,6 +83,13 @@ class ModelBuilder {
 
   static FileIndex read_any(const io::FileReader& reader) {
     const auto format = format::sniff_format(reader);
+    if (!format && format::is_legacy_pytorch(reader)) {
+      throw Error(ErrorCode::unsupported,
+                  "legacy PyTorch format (saved before PyTorch 1.6 or with "
+                  "_use_new_zipfile_serialization=False) is not supported; re-save it with "
+                  "torch.save from PyTorch 1.6 or later",
+                  {reader.name(), {}, 0});
+    }
     if (!format) {
       throw Error(ErrorCode::unsupported,
                   "not a model file weightmap can read (expected safetensors or GGUF)",
@@ -90,10 +98,9 @@ class ModelBuilder {
     switch (*format) {
       case FileFormat::safetensors: return format::read_safetensors(reader);
       case FileFormat::gguf: return format::read_gguf(reader);
-      case FileFormat::pytorch_zip: break;
+      case FileFormat::pytorch_zip: return format::read_pytorch(reader);
     }
-    throw Error(ErrorCode::unsupported, "PyTorch checkpoints are not supported yet",
-                {reader.name(), {}, 0});
+    throw Error(ErrorCode::unsupported, "unknown file format", {reader.name(), {}, 0});
   }
 
   static format::ShardIndex read_shard_index(const std::string& index_path) {

@@ -16,6 +16,10 @@ std::optional<FileFormat> sniff_format(const ByteSource& source);
 
 FileIndex read_safetensors(const ByteSource& source);
 FileIndex read_gguf(const ByteSource& source);
+// PyTorch zip checkpoints (torch.save since 1.6); see docs/pytorch.md.
+FileIndex read_pytorch(const ByteSource& source);
+// True for a pre-zip (PyTorch < 1.6) torch.save file, which weightmap does not read.
+bool is_legacy_pytorch(const ByteSource& source);
 
 // `model.safetensors.index.json`: tensor name -> shard file name (relative to the index),
 // in the order the index lists them, plus its "metadata" object flattened to strings.
