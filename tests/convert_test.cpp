@@ -517,6 +517,35 @@ TEST_P(ConvertKernelsTest, OddLengthsAndUnalignedBuffersMatchScalar) {
   }
 }
 
+// Outputs of several MiB take the vector kernels' streaming-store path, which first
+// converts a few elements to reach 32-byte alignment; a destination that is not even
+// element-aligned must fall back to ordinary stores.
+TEST_P(ConvertKernelsTest, LargeOutputsMatchScalarAtEveryDestinationOffset) {
+  const DType pairs[][2] = {{DType::F16, DType::F32},  {DType::BF16, DType::F32},
+                            {DType::F64, DType::F32},  {DType::F32, DType::F16},
+                            {DType::F32, DType::BF16}, {DType::F16, DType::BF16},
+                            {DType::BF16, DType::F16}};
+  constexpr std::size_t n = (std::size_t{5} << 20) / 2 + 13;  // over 4 MiB of output
+  std::mt19937_64 random(7);
+  std::vector<std::byte> src(8 * n);
+  for (auto& b : src) b = static_cast<std::byte>(random());
+  for (const auto& [from, to] : pairs) {
+    const auto src_bytes = static_cast<std::size_t>(*dtype_bytes_for(from, n));
+    const auto dst_bytes = static_cast<std::size_t>(*dtype_bytes_for(to, n));
+    const std::span<const std::byte> source(src.data(), src_bytes);
+    std::vector<std::byte> expected(dst_bytes);
+    detail::convert_with(detail::scalar_kernels(), from, source, to, expected, n);
+    for (std::size_t offset : {0, 1, 2, 4, 8, 30}) {
+      std::vector<std::byte> got(dst_bytes + 64, std::byte{0xa5});
+      detail::convert_with(*kernels_, from, source, to, std::span(got.data() + offset, dst_bytes),
+                           n);
+      ASSERT_TRUE(std::equal(expected.begin(), expected.end(), got.begin() + offset))
+          << dtype_name(from) << " -> " << dtype_name(to) << ", destination offset " << offset;
+      EXPECT_EQ(got[offset + dst_bytes], std::byte{0xa5});
+    }
+  }
+}
+
 // ---- dispatch ----
 
 TEST(ConvertDispatch, ImplementationNameMatchesCpu) {

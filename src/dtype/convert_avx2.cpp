@@ -61,106 +61,142 @@ WEIGHTMAP_AVX2 inline __m256i load_bf16x8_as_f32_bits(const std::byte* p) {
       _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16);
 }
 
+// Stores: plain unaligned ones, or (Stream) non-temporal ones to a 32-byte aligned address.
+// Streaming skips reading each destination line into the cache before overwriting it, which
+// on big outputs saves a third to a half of the memory traffic.
+template <bool Stream>
+WEIGHTMAP_AVX2 inline void store256(std::byte* p, __m256i v) {
+  if constexpr (Stream) {
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(p), v);
+  } else {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+  }
+}
+
+template <bool Stream>
+WEIGHTMAP_AVX2 inline void store128(std::byte* p, __m128i v) {
+  if constexpr (Stream) {
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p), v);
+  } else {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v);
+  }
+}
+
+template <bool Stream>
 WEIGHTMAP_AVX2 inline void store_f32x8_as_f16(std::byte* p, __m256 v) {
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
-                   _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  store128<Stream>(p, _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
 // ---- one step of kStep elements each ----
 
-WEIGHTMAP_AVX2 inline void f16_to_f32_step(const std::byte* src, std::byte* dst) {
-  _mm256_storeu_ps(reinterpret_cast<float*>(dst), load_f16x8_as_f32(src));
-  _mm256_storeu_ps(reinterpret_cast<float*>(dst + 32), load_f16x8_as_f32(src + 16));
-}
+struct F16ToF32 {
+  template <bool Stream>
+  WEIGHTMAP_AVX2 static void step(const std::byte* src, std::byte* dst) {
+    store256<Stream>(dst, _mm256_castps_si256(load_f16x8_as_f32(src)));
+    store256<Stream>(dst + 32, _mm256_castps_si256(load_f16x8_as_f32(src + 16)));
+  }
+};
 
-WEIGHTMAP_AVX2 inline void bf16_to_f32_step(const std::byte* src, std::byte* dst) {
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), load_bf16x8_as_f32_bits(src));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32), load_bf16x8_as_f32_bits(src + 16));
-}
+struct Bf16ToF32 {
+  template <bool Stream>
+  WEIGHTMAP_AVX2 static void step(const std::byte* src, std::byte* dst) {
+    store256<Stream>(dst, load_bf16x8_as_f32_bits(src));
+    store256<Stream>(dst + 32, load_bf16x8_as_f32_bits(src + 16));
+  }
+};
 
-WEIGHTMAP_AVX2 inline void f32_to_f16_step(const std::byte* src, std::byte* dst) {
-  store_f32x8_as_f16(dst, _mm256_loadu_ps(reinterpret_cast<const float*>(src)));
-  store_f32x8_as_f16(dst + 16, _mm256_loadu_ps(reinterpret_cast<const float*>(src + 32)));
-}
+struct F32ToF16 {
+  template <bool Stream>
+  WEIGHTMAP_AVX2 static void step(const std::byte* src, std::byte* dst) {
+    store_f32x8_as_f16<Stream>(dst, _mm256_loadu_ps(reinterpret_cast<const float*>(src)));
+    store_f32x8_as_f16<Stream>(dst + 16, _mm256_loadu_ps(reinterpret_cast<const float*>(src + 32)));
+  }
+};
 
-WEIGHTMAP_AVX2 inline void f32_to_bf16_step(const std::byte* src, std::byte* dst) {
-  const __m256i low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
-  const __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst),
-                      pack_lanes_to_u16(round_to_bf16_lanes(low), round_to_bf16_lanes(high)));
-}
+struct F32ToBf16 {
+  template <bool Stream>
+  WEIGHTMAP_AVX2 static void step(const std::byte* src, std::byte* dst) {
+    const __m256i low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
+    const __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32));
+    store256<Stream>(dst, pack_lanes_to_u16(round_to_bf16_lanes(low), round_to_bf16_lanes(high)));
+  }
+};
 
-WEIGHTMAP_AVX2 inline void f16_to_bf16_step(const std::byte* src, std::byte* dst) {
-  const __m256i low = _mm256_castps_si256(load_f16x8_as_f32(src));
-  const __m256i high = _mm256_castps_si256(load_f16x8_as_f32(src + 16));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst),
-                      pack_lanes_to_u16(round_to_bf16_lanes(low), round_to_bf16_lanes(high)));
-}
+struct F16ToBf16 {
+  template <bool Stream>
+  WEIGHTMAP_AVX2 static void step(const std::byte* src, std::byte* dst) {
+    const __m256i low = _mm256_castps_si256(load_f16x8_as_f32(src));
+    const __m256i high = _mm256_castps_si256(load_f16x8_as_f32(src + 16));
+    store256<Stream>(dst, pack_lanes_to_u16(round_to_bf16_lanes(low), round_to_bf16_lanes(high)));
+  }
+};
 
-WEIGHTMAP_AVX2 inline void bf16_to_f16_step(const std::byte* src, std::byte* dst) {
-  store_f32x8_as_f16(dst, _mm256_castsi256_ps(load_bf16x8_as_f32_bits(src)));
-  store_f32x8_as_f16(dst + 16, _mm256_castsi256_ps(load_bf16x8_as_f32_bits(src + 16)));
-}
+struct Bf16ToF16 {
+  template <bool Stream>
+  WEIGHTMAP_AVX2 static void step(const std::byte* src, std::byte* dst) {
+    store_f32x8_as_f16<Stream>(dst, _mm256_castsi256_ps(load_bf16x8_as_f32_bits(src)));
+    store_f32x8_as_f16<Stream>(dst + 16, _mm256_castsi256_ps(load_bf16x8_as_f32_bits(src + 16)));
+  }
+};
 
-WEIGHTMAP_AVX2 inline void f64_to_f32_step(const std::byte* src, std::byte* dst) {
-  for (std::size_t i = 0; i < kStep; i += 4) {
-    _mm_storeu_ps(reinterpret_cast<float*>(dst + 4 * i),
-                  _mm256_cvtpd_ps(_mm256_loadu_pd(reinterpret_cast<const double*>(src + 8 * i))));
+struct F64ToF32 {
+  template <bool Stream>
+  WEIGHTMAP_AVX2 static void step(const std::byte* src, std::byte* dst) {
+    for (std::size_t i = 0; i < kStep; i += 4) {
+      const __m128 f32 =
+          _mm256_cvtpd_ps(_mm256_loadu_pd(reinterpret_cast<const double*>(src + 8 * i)));
+      store128<Stream>(dst + 4 * i, _mm_castps_si128(f32));
+    }
+  }
+};
+
+// Outputs at least this big are written with non-temporal stores: they are far larger than
+// the caches, so keeping them there only evicts the source. Smaller outputs stay cached for
+// whoever reads them next.
+constexpr std::size_t kStreamingThreshold = std::size_t{4} << 20;
+
+template <std::size_t SrcSize, std::size_t DstSize, typename Conversion>
+WEIGHTMAP_AVX2 inline void run_steps(const std::byte* src, std::byte* dst, std::size_t n) {
+  std::size_t i = 0;
+  const auto address = reinterpret_cast<std::uintptr_t>(dst);
+  if (n * DstSize >= kStreamingThreshold && address % DstSize == 0) {
+    // Streaming stores need 32-byte alignment: convert a few elements the ordinary way first.
+    const std::size_t head = ((32 - address % 32) % 32) / DstSize;
+    if (head > 0) run_tail<SrcSize, DstSize>(src, dst, head, Conversion::template step<false>);
+    for (i = head; i + kStep <= n; i += kStep) {
+      Conversion::template step<true>(src + i * SrcSize, dst + i * DstSize);
+    }
+    _mm_sfence();  // order the streamed stores before anything the caller does next
+  }
+  for (; i + kStep <= n; i += kStep) {
+    Conversion::template step<false>(src + i * SrcSize, dst + i * DstSize);
+  }
+  if (i < n) {
+    run_tail<SrcSize, DstSize>(src + i * SrcSize, dst + i * DstSize, n - i,
+                               Conversion::template step<false>);
   }
 }
 
-// ---- whole kernels ----
-
-struct F16ToF32Step {
-  WEIGHTMAP_AVX2 void operator()(const std::byte* s, std::byte* d) const { f16_to_f32_step(s, d); }
-};
-struct Bf16ToF32Step {
-  WEIGHTMAP_AVX2 void operator()(const std::byte* s, std::byte* d) const { bf16_to_f32_step(s, d); }
-};
-struct F32ToF16Step {
-  WEIGHTMAP_AVX2 void operator()(const std::byte* s, std::byte* d) const { f32_to_f16_step(s, d); }
-};
-struct F32ToBf16Step {
-  WEIGHTMAP_AVX2 void operator()(const std::byte* s, std::byte* d) const { f32_to_bf16_step(s, d); }
-};
-struct F16ToBf16Step {
-  WEIGHTMAP_AVX2 void operator()(const std::byte* s, std::byte* d) const { f16_to_bf16_step(s, d); }
-};
-struct Bf16ToF16Step {
-  WEIGHTMAP_AVX2 void operator()(const std::byte* s, std::byte* d) const { bf16_to_f16_step(s, d); }
-};
-struct F64ToF32Step {
-  WEIGHTMAP_AVX2 void operator()(const std::byte* s, std::byte* d) const { f64_to_f32_step(s, d); }
-};
-
-template <std::size_t SrcSize, std::size_t DstSize, typename Step>
-WEIGHTMAP_AVX2 inline void run_steps(const std::byte* src, std::byte* dst, std::size_t n) {
-  const Step step;
-  std::size_t i = 0;
-  for (; i + kStep <= n; i += kStep) step(src + i * SrcSize, dst + i * DstSize);
-  if (i < n) run_tail<SrcSize, DstSize>(src + i * SrcSize, dst + i * DstSize, n - i, step);
-}
-
 WEIGHTMAP_AVX2 void f16_to_f32(const std::byte* src, std::byte* dst, std::size_t n) {
-  run_steps<2, 4, F16ToF32Step>(src, dst, n);
+  run_steps<2, 4, F16ToF32>(src, dst, n);
 }
 WEIGHTMAP_AVX2 void bf16_to_f32(const std::byte* src, std::byte* dst, std::size_t n) {
-  run_steps<2, 4, Bf16ToF32Step>(src, dst, n);
+  run_steps<2, 4, Bf16ToF32>(src, dst, n);
 }
 WEIGHTMAP_AVX2 void f32_to_f16(const std::byte* src, std::byte* dst, std::size_t n) {
-  run_steps<4, 2, F32ToF16Step>(src, dst, n);
+  run_steps<4, 2, F32ToF16>(src, dst, n);
 }
 WEIGHTMAP_AVX2 void f32_to_bf16(const std::byte* src, std::byte* dst, std::size_t n) {
-  run_steps<4, 2, F32ToBf16Step>(src, dst, n);
+  run_steps<4, 2, F32ToBf16>(src, dst, n);
 }
 WEIGHTMAP_AVX2 void f16_to_bf16(const std::byte* src, std::byte* dst, std::size_t n) {
-  run_steps<2, 2, F16ToBf16Step>(src, dst, n);
+  run_steps<2, 2, F16ToBf16>(src, dst, n);
 }
 WEIGHTMAP_AVX2 void bf16_to_f16(const std::byte* src, std::byte* dst, std::size_t n) {
-  run_steps<2, 2, Bf16ToF16Step>(src, dst, n);
+  run_steps<2, 2, Bf16ToF16>(src, dst, n);
 }
 WEIGHTMAP_AVX2 void f64_to_f32(const std::byte* src, std::byte* dst, std::size_t n) {
-  run_steps<8, 4, F64ToF32Step>(src, dst, n);
+  run_steps<8, 4, F64ToF32>(src, dst, n);
 }
 
 bool cpu_has_avx2_f16c() noexcept {
