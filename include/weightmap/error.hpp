@@ -19,6 +19,7 @@ enum class ErrorCode {
   not_found,         // a tensor, key or file that was asked for is absent
   duplicate,         // the same tensor name twice
   invalid_argument,  // a caller's mistake (bad option, bad range)
+  cancelled,         // the caller cancelled the operation (a load's progress callback)
 };
 
 // Where in which file a problem was found. Every field is optional.

@@ -13,6 +13,9 @@
 
 namespace weightmap {
 
+// Page-cache hints (madvise on the mapping; posix_fadvise on the file where one exists).
+enum class Advice { normal, sequential, random, willneed, dontneed, hugepage };
+
 enum class Access {
   read_only,      // PROT_READ, MAP_SHARED
   copy_on_write,  // PROT_READ|PROT_WRITE, MAP_PRIVATE: writes never reach the file
@@ -46,6 +49,22 @@ class MappedFile {
   // to page boundaries, so callers must re-apply writes that shared those pages.
   void discard_private_pages(std::uint64_t offset, std::uint64_t n);
 
+  // Page-cache policy on [offset, offset+n) (checked like span()). Throw Error(io) naming the
+  // path when the kernel refuses.
+  void advise(Advice advice, std::uint64_t offset, std::uint64_t n);
+  // Prefault for reading only: MADV_POPULATE_READ, or a read of each page on kernels without
+  // it. A copy-on-write mapping stays shared (MAP_POPULATE would copy the whole file).
+  void populate_read(std::uint64_t offset, std::uint64_t n);
+  // mlock; the error says when RLIMIT_MEMLOCK is too small and how to raise it.
+  void lock(std::uint64_t offset, std::uint64_t n);
+  void unlock(std::uint64_t offset, std::uint64_t n) noexcept;
+  // Bytes of the range (in whole pages) that are in memory now (mincore).
+  std::uint64_t resident_bytes(std::uint64_t offset, std::uint64_t n) const;
+  // Drops the whole file from this mapping (MADV_DONTNEED) and from the page cache
+  // (POSIX_FADV_DONTNEED). Written pages of a copy-on-write mapping are discarded too.
+  // Best effort, for release paths: false when the kernel refused.
+  bool evict() noexcept;
+
  private:
   MappedFile() = default;
   void check_range(std::uint64_t offset, std::uint64_t n) const;
@@ -54,6 +73,7 @@ class MappedFile {
   Access access_ = Access::read_only;
   FileIdentity identity_;
   std::byte* base_ = nullptr;
+  int fd_ = -1;  // kept open for posix_fadvise (eviction, hints)
 };
 
 }  // namespace weightmap

@@ -20,6 +20,8 @@ class FileReader final : public format::ByteSource {
   std::uint64_t size() const override { return identity_.size; }
   void read_at(std::uint64_t offset, std::span<std::byte> out) const override;
   const FileIdentity& identity() const noexcept { return identity_; }
+  // For posix_fadvise on the file (page-cache policy of the copy path).
+  int descriptor() const noexcept { return fd_; }
 
  private:
   std::string path_;

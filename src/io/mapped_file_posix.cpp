@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "io/file_reader.hpp"
+#include "io/page_cache.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/mapped_file.hpp"
 
@@ -22,7 +23,7 @@ struct FdCloser {
   }
 };
 
-std::uint64_t page_size() { return static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)); }
+std::uint64_t page_size() { return io::page_size(); }
 
 }  // namespace
 
@@ -50,11 +51,14 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path, Access acc
   file->access_ = access;
   file->identity_ = identity;
   file->base_ = static_cast<std::byte*>(base);
+  file->fd_ = closer.fd;  // the mapping owns it from here
+  closer.fd = -1;
   return file;
 }
 
 MappedFile::~MappedFile() {
   if (base_ != nullptr) ::munmap(base_, static_cast<std::size_t>(identity_.size));
+  if (fd_ >= 0) ::close(fd_);
 }
 
 bool MappedFile::changed_on_disk() const {
@@ -102,6 +106,37 @@ void MappedFile::discard_private_pages(std::uint64_t offset, std::uint64_t n) {
                 fmt::format("madvise(MADV_DONTNEED) failed: {}", std::strerror(errno)),
                 {path_, {}, begin});
   }
+}
+
+void MappedFile::advise(Advice advice, std::uint64_t offset, std::uint64_t n) {
+  check_range(offset, n);
+  if (n == 0) return;
+  io::advise_memory(base_ + offset, static_cast<std::size_t>(n), advice, path_);
+  io::advise_file(fd_, offset, n, advice, path_);
+}
+
+void MappedFile::populate_read(std::uint64_t offset, std::uint64_t n) {
+  check_range(offset, n);
+  io::populate_read(base_ + offset, static_cast<std::size_t>(n), path_);
+}
+
+void MappedFile::lock(std::uint64_t offset, std::uint64_t n) {
+  check_range(offset, n);
+  io::lock_memory(base_ + offset, static_cast<std::size_t>(n), path_);
+}
+
+void MappedFile::unlock(std::uint64_t offset, std::uint64_t n) noexcept {
+  if (offset > identity_.size || n > identity_.size - offset) return;
+  io::unlock_memory(base_ + offset, static_cast<std::size_t>(n));
+}
+
+std::uint64_t MappedFile::resident_bytes(std::uint64_t offset, std::uint64_t n) const {
+  check_range(offset, n);
+  return io::resident_bytes(base_ + offset, static_cast<std::size_t>(n), path_);
+}
+
+bool MappedFile::evict() noexcept {
+  return io::evict(base_, static_cast<std::size_t>(identity_.size), fd_, 0, identity_.size);
 }
 
 }  // namespace weightmap

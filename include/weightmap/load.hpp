@@ -1,0 +1,185 @@
+// Placement and loading: an engine asks for named tensors (the type and shape it wants, the
+// device that reads them) and gets storage for each: a view straight into a memory-mapped
+// model file whenever that is correct, otherwise a buffer weightmap filled (and converted)
+// with bounded threads and memory. The decision is made in one place, plan(); load() carries
+// it out. See docs/loading.md.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "weightmap/cache_policy.hpp"
+#include "weightmap/dtype.hpp"
+#include "weightmap/mapped_file.hpp"
+#include "weightmap/model.hpp"
+
+namespace weightmap {
+
+struct DeviceCaps {
+  bool reads_host_memory = true;  // the device reads host pointers (CPU, unified memory)
+  std::size_t alignment = 32;     // alignment of tensor data the device needs (power of two)
+};
+
+struct TensorRequest {
+  std::string name;
+  std::optional<DType> dtype;                       // nullopt: the file's type
+  std::optional<std::vector<std::uint64_t>> shape;  // nullopt: the file's shape
+  DeviceCaps device;
+  bool writes_in_place = false;  // the caller patches the bytes (LoRA applied in place)
+  bool optional = false;         // absent from the files is not an error
+  // Where to put the bytes when the tensor is loaded. A destination makes the tensor Loaded
+  // (the caller asked for the bytes there), reported as mapping_disabled.
+  void* destination = nullptr;
+  std::size_t destination_size = 0;
+};
+
+// Why a tensor is Loaded (copied) rather than Mapped.
+enum class Reason : std::uint8_t {
+  dtype_differs,                   // converted to the requested type
+  element_count_differs,           // the requested shape has another element count (an error)
+  misaligned_for_device,           // its offset in the file breaks the device's alignment
+  device_cannot_read_host_memory,  // the device needs its own copy
+  writes_on_read_only_mapping,     // writes in place wanted, copy-on-write mappings refused
+  format_cannot_be_mapped,         // stored compressed or strided
+  mapping_disabled,                // use_mmap = false, or the request gave a destination
+};
+inline constexpr std::size_t kReasonCount = 7;
+
+// "dtype_differs", ...: stable names for logs and JSON.
+std::string_view reason_name(Reason reason) noexcept;
+// A sentence a user understands.
+std::string_view reason_sentence(Reason reason) noexcept;
+
+enum class LogLevel { debug, info, warning };
+using LogCallback = std::function<void(LogLevel level, std::string_view line)>;
+
+struct LoadProgress {
+  std::uint64_t bytes_done = 0;  // bytes of loaded tensors read so far
+  std::uint64_t bytes_total = 0;
+  std::size_t tensors_done = 0;
+  std::size_t tensors_total = 0;
+};
+// Called from a worker thread, one call at a time. Return false to cancel the load.
+using ProgressCallback = std::function<bool(const LoadProgress& progress)>;
+
+struct LoadOptions {
+  bool use_mmap = true;
+  // Map files copy-on-write (MAP_PRIVATE) for requests that write in place. Off: those
+  // tensors are loaded into private buffers instead (for boxes with strict overcommit, where
+  // a writable private mapping is charged its whole size).
+  bool allow_copy_on_write = true;
+  // Read loaded tensors with O_DIRECT through aligned staging (bypasses the page cache).
+  // Falls back on pread, with a note in the report, where the filesystem refuses it.
+  bool direct_io = false;
+  // Copy workers. Each one's staging grows to the largest tensor it converts (up to its
+  // share of staging_bytes_cap), so more workers multiply peak memory.
+  unsigned workers = 2;
+  // Bound on all workers' staging together; tensors larger than a worker's share are read
+  // and converted in chunks. At least 256 KiB per worker is used (fewer workers run when
+  // the cap is smaller than that).
+  std::size_t staging_bytes_cap = std::size_t{64} << 20;
+  CachePolicy cache;
+  bool cache_from_env = true;  // also apply WEIGHTMAP_MMAP_FLAGS
+  ProgressCallback progress;
+  LogCallback log;
+  const std::atomic<bool>* cancel = nullptr;  // set to true from any thread to cancel
+};
+
+enum class Placement {
+  mapped,  // a view into the file's mapping
+  loaded,  // a buffer filled by the loader
+  absent,  // an optional tensor the files lack
+};
+
+// The planner's decision for one request.
+struct PlannedTensor {
+  std::size_t request = 0;  // index into the requests
+  Placement placement = Placement::absent;
+  std::optional<Reason> reason;  // set when loaded
+  std::uint32_t file = 0;        // where the bytes are (not for absent)
+  std::uint64_t offset = 0;
+  std::uint64_t file_bytes = 0;  // bytes in the file
+  DType file_dtype = DType::F32;
+  DType dtype = DType::F32;           // what the caller gets
+  std::vector<std::uint64_t> shape;   // what the caller gets
+  std::uint64_t bytes = 0;            // what the caller gets
+  Access access = Access::read_only;  // of the mapping, when mapped
+};
+
+struct Plan {
+  std::vector<PlannedTensor> tensors;    // one per request, in request order
+  std::vector<std::string> unrequested;  // tensors of the files nobody asked for, file order
+  std::uint64_t unrequested_bytes = 0;
+};
+
+// The one place where Mapped or Loaded is decided. Pure: no I/O, no environment.
+// Throws Error(not_found) for a missing tensor that is not optional, Error(unsupported) for a
+// type conversion convert.hpp cannot do, Error(invalid_argument) for a bad request
+// (alignment not a power of two, destination too small).
+Plan plan(const Model& model, std::span<const TensorRequest> requests,
+          const LoadOptions& options = {});
+
+// Storage for one tensor. Copies share ownership: the mapping (or buffer) lives as long as
+// any handle to it.
+struct TensorStorage {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<std::uint64_t> shape;
+  std::span<const std::byte> bytes;
+  // Non-empty when writing is allowed: loaded buffers and copy-on-write mappings.
+  std::span<std::byte> writable;
+  bool mapped = false;
+  std::optional<Reason> reason;         // why loaded
+  std::shared_ptr<MappedFile> mapping;  // the file's mapping, when mapped
+  std::shared_ptr<void> buffer;         // weightmap's buffer, when loaded into one
+};
+
+struct LoadReport {
+  std::size_t mapped_tensors = 0;
+  std::uint64_t mapped_bytes = 0;
+  std::size_t mapped_files = 0;
+  std::size_t loaded_tensors = 0;
+  std::uint64_t loaded_bytes = 0;  // bytes the caller got
+  std::size_t converted_tensors = 0;
+  double seconds = 0;
+  std::map<Reason, std::size_t> reasons;  // loaded tensors per reason
+  std::vector<std::string> unrequested;   // tensors nobody asked for
+  std::uint64_t unrequested_bytes = 0;
+  std::vector<std::string> missing_optional;  // optional requests the files lack
+  unsigned workers = 0;                       // copy workers that ran
+  std::uint64_t peak_staging_bytes = 0;
+  CachePolicy cache;               // the policy applied (options + environment)
+  std::vector<std::string> notes;  // fallbacks and warnings, in words
+
+  // "memory-mapped N tensors in M files (X MiB), loaded K tensors (Y MiB, Z converted) in T s"
+  std::string summary_line() const;
+};
+
+struct LoadedModel {
+  std::vector<TensorStorage> tensors;  // request order; absent optional tensors left out
+  LoadReport report;
+
+  const TensorStorage* find(std::string_view name) const;
+  // Drops the handles of every tensor whose name starts with `prefix` (one component);
+  // mappings no other handle uses are unmapped (and evicted, with dontneed).
+  void release(std::string_view prefix);
+};
+
+// Plans, maps and loads. Logs one INFO line (summary_line) and per-reason DEBUG lines through
+// options.log. Throws weightmap::Error: everything plan() throws; Error(io) naming file,
+// tensor and offset for a read that fails or comes up short (a file truncated under us);
+// Error(cancelled) when the progress callback or options.cancel cancels (buffers already
+// filled are freed).
+LoadedModel load(const Model& model, std::span<const TensorRequest> requests,
+                 const LoadOptions& options = {});
+
+}  // namespace weightmap

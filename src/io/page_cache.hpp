@@ -1,0 +1,45 @@
+// The kernel calls behind CachePolicy, on a range of a mapping or of a file descriptor.
+// One file so that every madvise/fadvise/mincore/mlock detail (and every fallback) is here.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "weightmap/mapped_file.hpp"
+
+namespace weightmap::io {
+
+using weightmap::Advice;
+
+std::size_t page_size() noexcept;
+
+// madvise on [addr, addr+len), widened to whole pages. Throws Error(io) naming `path`.
+void advise_memory(void* addr, std::size_t len, Advice advice, const std::string& path);
+// posix_fadvise on [offset, offset+len) of `fd` (hugepage has no file counterpart: ignored).
+void advise_file(int fd, std::uint64_t offset, std::uint64_t len, Advice advice,
+                 const std::string& path);
+
+// Prefaults a range for reading only: MADV_POPULATE_READ where the kernel has it (EINVAL on
+// older kernels), otherwise reads one byte per page. Never makes private copies of a
+// copy-on-write mapping, unlike MAP_POPULATE. Throws Error(io) for a real failure (EFAULT
+// or EIO: the file shrank under the mapping).
+void populate_read(const void* addr, std::size_t len, const std::string& path);
+
+// Bytes of [addr, addr+len) (whole pages) whose pages are in memory, by mincore.
+std::uint64_t resident_bytes(const void* addr, std::size_t len, const std::string& path);
+
+// mlock; on failure throws Error(io) saying how much was asked, what RLIMIT_MEMLOCK allows,
+// and how to raise it.
+void lock_memory(const void* addr, std::size_t len, const std::string& path);
+// The sentence lock_memory throws, for a given errno, request and soft limit (testable
+// without a small limit, which root does not have).
+std::string lock_failure_sentence(int error, std::uint64_t requested, std::uint64_t limit);
+void unlock_memory(const void* addr, std::size_t len) noexcept;
+
+// MADV_DONTNEED on the range, then POSIX_FADV_DONTNEED on the file: madvise alone unmaps
+// but leaves the page cache full. Best effort (for destructors): returns false on failure.
+bool evict(void* addr, std::size_t len, int fd, std::uint64_t offset,
+           std::uint64_t file_len) noexcept;
+
+}  // namespace weightmap::io

@@ -1,0 +1,39 @@
+#include "load/aligned_buffer.hpp"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cstdlib>
+
+#include "weightmap/error.hpp"
+
+namespace weightmap::loader {
+namespace {
+
+std::atomic<std::uint64_t> g_live_bytes{0};
+
+}  // namespace
+
+std::shared_ptr<std::byte> allocate_aligned(std::size_t bytes, std::size_t alignment) {
+  alignment = std::max(alignment, alignof(std::max_align_t));
+  // aligned_alloc wants a size that is a multiple of the alignment.
+  const std::size_t rounded =
+      bytes == 0 ? alignment : (bytes + alignment - 1) / alignment * alignment;
+  if (rounded < bytes) {
+    throw Error(ErrorCode::io, fmt::format("cannot allocate {} bytes", bytes));
+  }
+  void* memory = std::aligned_alloc(alignment, rounded);
+  if (memory == nullptr) {
+    throw Error(ErrorCode::io, fmt::format("out of memory allocating {} bytes", rounded));
+  }
+  g_live_bytes += rounded;
+  // On failure to allocate its control block, shared_ptr calls the deleter itself.
+  return std::shared_ptr<std::byte>(static_cast<std::byte*>(memory), [rounded](std::byte* p) {
+    std::free(p);
+    g_live_bytes -= rounded;
+  });
+}
+
+std::uint64_t live_buffer_bytes() noexcept { return g_live_bytes.load(); }
+
+}  // namespace weightmap::loader

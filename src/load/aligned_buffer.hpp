@@ -1,0 +1,18 @@
+// Buffers the loader owns: aligned as the device asks, freed with the last handle, and
+// counted so tests can see that a cancelled or failed load freed what it had filled.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace weightmap::loader {
+
+// At least `bytes` bytes (one alignment unit when zero) aligned to `alignment` (a power of
+// two). Throws Error(io) when memory runs out.
+std::shared_ptr<std::byte> allocate_aligned(std::size_t bytes, std::size_t alignment);
+
+// Bytes in buffers from allocate_aligned that are still alive, process-wide.
+std::uint64_t live_buffer_bytes() noexcept;
+
+}  // namespace weightmap::loader

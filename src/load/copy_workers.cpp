@@ -1,0 +1,246 @@
+#include "load/copy_workers.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <system_error>
+#include <thread>
+
+#include "io/page_cache.hpp"
+#include "weightmap/convert.hpp"
+#include "weightmap/error.hpp"
+
+namespace weightmap::loader {
+namespace {
+
+// Same-type reads go straight into the destination in pieces this big, so progress and
+// cancellation stay responsive on multi-GiB tensors.
+constexpr std::size_t kDirectChunk = std::size_t{16} << 20;
+
+// One worker's staging: grows to the largest chunk it needs, never past its limit.
+class Staging {
+ public:
+  Staging(std::size_t limit, std::atomic<std::uint64_t>& total, std::atomic<std::uint64_t>& peak)
+      : limit_(limit), total_(total), peak_(peak) {}
+  ~Staging() {
+    std::free(data_);
+    total_ -= capacity_;
+  }
+  Staging(const Staging&) = delete;
+  Staging& operator=(const Staging&) = delete;
+
+  std::size_t limit() const noexcept { return limit_; }
+
+  std::span<std::byte> get(std::size_t n) {
+    if (n > capacity_) {
+      const std::size_t block = io::DirectReader::kBlock;
+      const std::size_t rounded = (n + block - 1) / block * block;
+      std::free(data_);
+      total_ -= capacity_;
+      capacity_ = 0;
+      data_ = static_cast<std::byte*>(std::aligned_alloc(block, rounded));
+      if (data_ == nullptr) {
+        throw Error(ErrorCode::io, fmt::format("out of memory for {} bytes of staging", rounded));
+      }
+      capacity_ = rounded;
+      const std::uint64_t now = total_ += capacity_;
+      std::uint64_t seen = peak_.load();
+      while (now > seen && !peak_.compare_exchange_weak(seen, now)) {
+      }
+    }
+    return {data_, n};
+  }
+
+ private:
+  std::size_t limit_;
+  std::atomic<std::uint64_t>& total_;
+  std::atomic<std::uint64_t>& peak_;
+  std::byte* data_ = nullptr;
+  std::size_t capacity_ = 0;
+};
+
+class CopyRun {
+ public:
+  CopyRun(std::span<const CopyJob> jobs, std::span<const CopySource> sources,
+          const CopySettings& settings)
+      : jobs_(jobs), sources_(sources), settings_(settings) {
+    for (const auto& job : jobs) progress_.bytes_total += job.file_bytes;
+    progress_.tensors_total = jobs.size();
+  }
+
+  CopyStats run() {
+    unsigned workers = std::max(1U, settings_.workers);
+    workers = static_cast<unsigned>(std::min<std::size_t>(workers, jobs_.size()));
+    const std::size_t fits =
+        std::max<std::size_t>(1, settings_.staging_bytes_cap / kMinStagingPerWorker);
+    workers = static_cast<unsigned>(std::min<std::size_t>(workers, fits));
+    if (workers == 0) return {};
+    staging_limit_ = std::max(kMinStagingPerWorker, settings_.staging_bytes_cap / workers);
+
+    if (cancel_requested()) throw cancelled_error();
+    if (workers == 1) {
+      work();
+    } else {
+      std::vector<std::thread> threads;
+      threads.reserve(workers);
+      try {
+        for (unsigned i = 0; i < workers; ++i) threads.emplace_back([this] { work(); });
+      } catch (const std::system_error& e) {
+        stop_ = true;
+        for (auto& thread : threads) thread.join();
+        throw Error(ErrorCode::io, fmt::format("cannot start a copy worker: {}", e.what()));
+      }
+      for (auto& thread : threads) thread.join();
+    }
+    if (error_) std::rethrow_exception(error_);
+    if (cancelled_) throw cancelled_error();
+    return {workers, peak_staging_.load()};
+  }
+
+ private:
+  static Error cancelled_error() { return Error(ErrorCode::cancelled, "the load was cancelled"); }
+
+  bool cancel_requested() const {
+    return settings_.cancel != nullptr && settings_.cancel->load(std::memory_order_relaxed);
+  }
+
+  void work() {
+    Staging staging(staging_limit_, staging_total_, peak_staging_);
+    while (!stop_) {
+      const std::size_t index = next_++;
+      if (index >= jobs_.size()) break;
+      const CopyJob& job = jobs_[index];
+      try {
+        copy(job, staging);
+      } catch (Error& e) {
+        record(std::make_exception_ptr(
+            e.add_context({sources_[job.file].reader->name(), printable(job.name), job.offset})));
+      } catch (...) {
+        record(std::current_exception());
+      }
+    }
+  }
+
+  void record(std::exception_ptr error) {
+    std::lock_guard lock(mutex_);
+    if (!error_) error_ = std::move(error);
+    stop_ = true;
+  }
+
+  // Counts a finished chunk; false when the load must stop.
+  bool chunk_done(std::uint64_t bytes, bool tensor_done) {
+    if (stop_) return false;
+    std::lock_guard lock(mutex_);
+    progress_.bytes_done += bytes;
+    if (tensor_done) ++progress_.tensors_done;
+    const bool go_on =
+        !cancel_requested() &&
+        (settings_.progress == nullptr || !*settings_.progress || (*settings_.progress)(progress_));
+    if (!go_on) {
+      cancelled_ = true;
+      stop_ = true;
+    }
+    return go_on;
+  }
+
+  void copy(const CopyJob& job, Staging& staging) {
+    const CopySource& source = sources_[job.file];
+    if (job.file_bytes == 0) {
+      chunk_done(0, true);
+      return;
+    }
+    const bool finished = job.from == job.to ? (source.direct ? copy_direct(job, source, staging)
+                                                              : copy_straight(job, source))
+                                             : convert_through_staging(job, source, staging);
+    if (finished && settings_.drop_cache_after_read) {
+      const std::uint64_t page = io::page_size();
+      const std::uint64_t begin = job.offset / page * page;
+      io::advise_file(source.reader->descriptor(), begin, job.offset + job.file_bytes - begin,
+                      io::Advice::dontneed, source.reader->name());
+    }
+  }
+
+  // pread straight into the destination: no staging at all.
+  bool copy_straight(const CopyJob& job, const CopySource& source) {
+    for (std::uint64_t done = 0; done < job.file_bytes;) {
+      const auto n =
+          static_cast<std::size_t>(std::min<std::uint64_t>(kDirectChunk, job.file_bytes - done));
+      source.reader->read_at(job.offset + done, job.destination.subspan(done, n));
+      done += n;
+      if (!chunk_done(n, done == job.file_bytes)) return false;
+    }
+    return true;
+  }
+
+  bool copy_direct(const CopyJob& job, const CopySource& source, Staging& staging) {
+    const std::size_t chunk = staging.limit() - 2 * io::DirectReader::kBlock;
+    for (std::uint64_t done = 0; done < job.file_bytes;) {
+      const auto n =
+          static_cast<std::size_t>(std::min<std::uint64_t>(chunk, job.file_bytes - done));
+      const auto bytes =
+          source.direct->read(job.offset + done, n, staging.get(io::DirectReader::staging_for(n)));
+      std::memcpy(job.destination.data() + done, bytes.data(), n);
+      done += n;
+      if (!chunk_done(n, done == job.file_bytes)) return false;
+    }
+    return true;
+  }
+
+  // Whole elements per chunk: convertible types are plain (one element per block).
+  bool convert_through_staging(const CopyJob& job, const CopySource& source, Staging& staging) {
+    const std::uint64_t from_size = *dtype_bytes_for(job.from, 1);
+    const std::uint64_t to_size = *dtype_bytes_for(job.to, 1);
+    const std::size_t usable = staging.limit() - (source.direct ? 2 * io::DirectReader::kBlock : 0);
+    const std::uint64_t per_chunk = std::max<std::uint64_t>(1, usable / from_size);
+    for (std::uint64_t first = 0; first < job.elements;) {
+      const std::uint64_t count = std::min(per_chunk, job.elements - first);
+      const auto n = static_cast<std::size_t>(count * from_size);
+      const std::uint64_t at = job.offset + first * from_size;
+      std::span<const std::byte> staged;
+      if (source.direct) {
+        staged = source.direct->read(at, n, staging.get(io::DirectReader::staging_for(n)));
+      } else {
+        const auto buffer = staging.get(n);
+        source.reader->read_at(at, buffer);
+        staged = buffer;
+      }
+      convert(job.from, staged, job.to,
+              job.destination.subspan(static_cast<std::size_t>(first * to_size),
+                                      static_cast<std::size_t>(count * to_size)),
+              count);
+      first += count;
+      if (!chunk_done(n, first == job.elements)) return false;
+    }
+    return true;
+  }
+
+  std::span<const CopyJob> jobs_;
+  std::span<const CopySource> sources_;
+  const CopySettings& settings_;
+  std::size_t staging_limit_ = kMinStagingPerWorker;
+
+  std::atomic<std::size_t> next_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> staging_total_{0};
+  std::atomic<std::uint64_t> peak_staging_{0};
+
+  std::mutex mutex_;  // guards the fields below
+  std::exception_ptr error_;
+  bool cancelled_ = false;
+  LoadProgress progress_;
+};
+
+}  // namespace
+
+CopyStats run_copy_jobs(std::span<const CopyJob> jobs, std::span<const CopySource> sources,
+                        const CopySettings& settings) {
+  if (jobs.empty()) return {};
+  CopyRun run(jobs, sources, settings);
+  return run.run();
+}
+
+}  // namespace weightmap::loader

@@ -1,0 +1,57 @@
+// Fills the buffers of Loaded tensors: a bounded pool of workers pulls tensors from one queue
+// (file order, so reads run forward), reads with pread (never through a mapping, so a file
+// that shrinks gives an Error, not SIGBUS) and converts through a per-worker staging buffer.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "io/direct_reader.hpp"
+#include "io/file_reader.hpp"
+#include "weightmap/load.hpp"
+
+namespace weightmap::loader {
+
+struct CopyJob {
+  std::string_view name;
+  std::uint32_t file = 0;
+  std::uint64_t offset = 0;
+  std::uint64_t file_bytes = 0;
+  DType from = DType::F32;
+  DType to = DType::F32;
+  std::uint64_t elements = 0;
+  std::span<std::byte> destination;
+};
+
+// The open files a run reads from, indexed like Model::files().
+struct CopySource {
+  const io::FileReader* reader = nullptr;    // pread path
+  const io::DirectReader* direct = nullptr;  // set when direct I/O is on and allowed
+};
+
+struct CopySettings {
+  unsigned workers = 2;
+  std::size_t staging_bytes_cap = std::size_t{64} << 20;
+  bool drop_cache_after_read = false;  // POSIX_FADV_DONTNEED each tensor's range once copied
+  const ProgressCallback* progress = nullptr;
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct CopyStats {
+  unsigned workers = 0;
+  std::uint64_t peak_staging_bytes = 0;
+};
+
+// Smallest staging a worker gets, whatever the cap: a few direct-I/O blocks.
+inline constexpr std::size_t kMinStagingPerWorker = std::size_t{256} << 10;
+
+// Runs every job. Throws the first Error (with the tensor's name added), or Error(cancelled);
+// destinations are then partly filled and the caller frees them.
+CopyStats run_copy_jobs(std::span<const CopyJob> jobs, std::span<const CopySource> sources,
+                        const CopySettings& settings);
+
+}  // namespace weightmap::loader

@@ -1,0 +1,75 @@
+#include "load/file_leases.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "io/page_cache.hpp"
+#include "weightmap/error.hpp"
+
+namespace weightmap::loader {
+
+FileLease::~FileLease() {
+  for (const auto& range : locked_) file_->unlock(range.offset, range.bytes);
+  // Evict only when no other load shares the mapping: its pages are still in use there.
+  if (evict_on_release_ && file_.use_count() == 1) file_->evict();
+}
+
+void FileLease::apply(const CachePolicy& policy, const std::vector<ByteRange>& ranges,
+                      std::vector<std::string>& notes) {
+  const auto hint = [&](bool on, Advice advice, std::string_view word) {
+    if (!on) return;
+    try {
+      for (const auto& range : ranges) file_->advise(advice, range.offset, range.bytes);
+    } catch (const Error& e) {
+      notes.push_back(fmt::format("{} hint refused: {}", word, e.what()));
+    }
+  };
+  hint(policy.sequential, Advice::sequential, "sequential");
+  hint(policy.random, Advice::random, "random");
+  hint(policy.willneed, Advice::willneed, "willneed");
+  hint(policy.hugepage, Advice::hugepage, "hugepage");
+  if (policy.populate) {
+    for (const auto& range : ranges) file_->populate_read(range.offset, range.bytes);
+  }
+  if (policy.mlock) {
+    try {
+      for (const auto& range : ranges) {
+        file_->lock(range.offset, range.bytes);
+        locked_.push_back(range);
+      }
+    } catch (const Error& e) {
+      notes.push_back(fmt::format("tensors not locked in memory: {}", e.what()));
+    }
+  }
+}
+
+std::vector<ByteRange> merge_ranges(std::vector<ByteRange> ranges, std::uint64_t file_size) {
+  const std::uint64_t page = io::page_size();
+  for (auto& range : ranges) {
+    const std::uint64_t begin = range.offset / page * page;
+    const std::uint64_t end =
+        std::min(file_size, (range.offset + range.bytes + page - 1) / page * page);
+    range = {begin, end - begin};
+  }
+  std::sort(ranges.begin(), ranges.end(),
+            [](const ByteRange& a, const ByteRange& b) { return a.offset < b.offset; });
+  std::vector<ByteRange> merged;
+  for (const auto& range : ranges) {
+    if (range.bytes == 0) continue;
+    if (!merged.empty() && range.offset <= merged.back().offset + merged.back().bytes) {
+      const std::uint64_t end =
+          std::max(merged.back().offset + merged.back().bytes, range.offset + range.bytes);
+      merged.back().bytes = end - merged.back().offset;
+    } else {
+      merged.push_back(range);
+    }
+  }
+  return merged;
+}
+
+std::shared_ptr<MappedFile> mapping_handle(const std::shared_ptr<FileLease>& lease) {
+  return std::shared_ptr<MappedFile>(lease, &lease->file());
+}
+
+}  // namespace weightmap::loader

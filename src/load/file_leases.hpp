@@ -1,0 +1,49 @@
+// The mapped side of a load: one lease per mapped file, shared by the handles of that file's
+// tensors. When the last handle goes, the lease applies the release policy (munlock, evict
+// with dontneed) and drops its reference to the mapping, which then unmaps unless another
+// load still uses it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "weightmap/load.hpp"
+
+namespace weightmap::loader {
+
+struct ByteRange {
+  std::uint64_t offset = 0;
+  std::uint64_t bytes = 0;
+};
+
+class FileLease {
+ public:
+  explicit FileLease(std::shared_ptr<MappedFile> file, bool evict_on_release)
+      : file_(std::move(file)), evict_on_release_(evict_on_release) {}
+  ~FileLease();
+  FileLease(const FileLease&) = delete;
+  FileLease& operator=(const FileLease&) = delete;
+
+  MappedFile& file() const noexcept { return *file_; }
+  // Applies the policy's hints, prefaulting and locking to the ranges of the load's mapped
+  // tensors. Refused hints and a failed mlock are notes (the load goes on); a failed
+  // populate is an Error (the file shrank under the mapping).
+  void apply(const CachePolicy& policy, const std::vector<ByteRange>& ranges,
+             std::vector<std::string>& notes);
+
+ private:
+  std::shared_ptr<MappedFile> file_;
+  bool evict_on_release_ = false;
+  std::vector<ByteRange> locked_;
+};
+
+// Sorted, merged page-granular cover of `ranges` (which need not be sorted).
+std::vector<ByteRange> merge_ranges(std::vector<ByteRange> ranges, std::uint64_t file_size);
+
+// A handle to the mapping that keeps the lease (not only the mapping) alive.
+std::shared_ptr<MappedFile> mapping_handle(const std::shared_ptr<FileLease>& lease);
+
+}  // namespace weightmap::loader

@@ -1,0 +1,244 @@
+// Carries out a Plan: maps the files of Mapped tensors (one lease per file), fills buffers
+// for Loaded tensors with the copy workers, and reports what it did and why.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <chrono>
+#include <memory>
+
+#include "io/direct_reader.hpp"
+#include "io/file_reader.hpp"
+#include "io/mapping_registry.hpp"
+#include "io/page_cache.hpp"
+#include "load/aligned_buffer.hpp"
+#include "load/copy_workers.hpp"
+#include "load/file_leases.hpp"
+#include "weightmap/error.hpp"
+#include "weightmap/load.hpp"
+
+namespace weightmap {
+namespace {
+
+double mib(std::uint64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+void log(const LoadOptions& options, LogLevel level, std::string_view line) {
+  if (options.log) options.log(level, line);
+}
+
+struct LoadState {
+  const Model& model;
+  std::span<const TensorRequest> requests;
+  const LoadOptions& options;
+  CachePolicy policy;
+  Plan plan;
+  LoadReport report;
+  std::vector<std::shared_ptr<loader::FileLease>> leases;  // per file; null when not mapped
+  std::vector<std::shared_ptr<std::byte>> buffers;         // per planned tensor; null if none
+  std::vector<std::span<std::byte>> destinations;          // per planned tensor (loaded)
+
+  void note(std::string text) {
+    log(options, LogLevel::warning, text);
+    report.notes.push_back(std::move(text));
+  }
+
+  const TensorInfo& info(const PlannedTensor& planned) const {
+    return *model.find(requests[planned.request].name);
+  }
+
+  void check_element_counts() const {
+    for (const auto& planned : plan.tensors) {
+      if (planned.reason != Reason::element_count_differs) continue;
+      const TensorInfo& tensor = info(planned);
+      const auto& wanted = *requests[planned.request].shape;
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("the requested shape [{}] does not have the {} elements of the "
+                              "tensor's shape [{}] in the file",
+                              fmt::join(wanted, ", "), tensor.element_count(),
+                              fmt::join(tensor.shape, ", ")),
+                  {model.files()[tensor.file].path, printable(tensor.name), tensor.offset});
+    }
+  }
+
+  void map_files() {
+    const auto& files = model.files();
+    std::vector<std::vector<loader::ByteRange>> ranges(files.size());
+    std::vector<Access> access(files.size(), Access::read_only);
+    for (const auto& planned : plan.tensors) {
+      if (planned.placement != Placement::mapped) continue;
+      ranges[planned.file].push_back({planned.offset, planned.file_bytes});
+      access[planned.file] = planned.access;  // the planner made it the same per file
+    }
+    leases.resize(files.size());
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      if (ranges[i].empty()) continue;
+      auto mapping = io::map_model_file(files[i].path, files[i].identity, access[i]);
+      leases[i] =
+          std::make_shared<loader::FileLease>(std::move(mapping), policy.dontneed_on_release);
+      leases[i]->apply(policy, loader::merge_ranges(std::move(ranges[i]), files[i].size),
+                       report.notes);
+    }
+  }
+
+  void load_tensors() {
+    const auto& files = model.files();
+    std::vector<loader::CopyJob> jobs;
+    buffers.resize(plan.tensors.size());
+    destinations.resize(plan.tensors.size());
+    std::vector<bool> needed(files.size(), false);
+    for (std::size_t i = 0; i < plan.tensors.size(); ++i) {
+      const PlannedTensor& planned = plan.tensors[i];
+      if (planned.placement != Placement::loaded) continue;
+      const TensorRequest& request = requests[planned.request];
+      if (request.destination != nullptr) {
+        destinations[i] = {static_cast<std::byte*>(request.destination),
+                           static_cast<std::size_t>(planned.bytes)};
+      } else {
+        buffers[i] = loader::allocate_aligned(static_cast<std::size_t>(planned.bytes),
+                                              std::max<std::size_t>(1, request.device.alignment));
+        destinations[i] = {buffers[i].get(), static_cast<std::size_t>(planned.bytes)};
+      }
+      const TensorInfo& tensor = info(planned);
+      if (!tensor.strides.empty()) {
+        throw Error(ErrorCode::unsupported,
+                    "the tensor is stored strided (a non-contiguous view) and loading strided "
+                    "tensors is not supported yet",
+                    {files[tensor.file].path, printable(tensor.name), tensor.offset});
+      }
+      jobs.push_back({tensor.name, planned.file, planned.offset, planned.file_bytes,
+                      planned.file_dtype, planned.dtype, tensor.element_count(), destinations[i]});
+      needed[planned.file] = true;
+    }
+    if (jobs.empty()) return;
+    // File order, so reads run forward through each file.
+    std::sort(jobs.begin(), jobs.end(), [](const loader::CopyJob& a, const loader::CopyJob& b) {
+      return a.file != b.file ? a.file < b.file : a.offset < b.offset;
+    });
+
+    std::vector<std::unique_ptr<io::FileReader>> readers(files.size());
+    std::vector<std::unique_ptr<io::DirectReader>> direct(files.size());
+    std::vector<loader::CopySource> sources(files.size());
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      if (!needed[i]) continue;
+      readers[i] = std::make_unique<io::FileReader>(files[i].path);
+      io::check_unchanged(readers[i]->identity(), files[i].identity, files[i].path);
+      sources[i].reader = readers[i].get();
+      if (options.direct_io) {
+        std::string refusal;
+        direct[i] = io::DirectReader::open(files[i].path, &refusal);
+        if (!direct[i]) {
+          note(fmt::format("{}: the filesystem refuses direct I/O ({}); read with pread instead",
+                           files[i].path, refusal));
+        }
+        sources[i].direct = direct[i].get();
+      }
+      advise_reads(*readers[i]);
+    }
+
+    loader::CopySettings settings;
+    settings.workers = options.workers;
+    settings.staging_bytes_cap = options.staging_bytes_cap;
+    settings.drop_cache_after_read = policy.dontneed_on_release;
+    settings.progress = &options.progress;
+    settings.cancel = options.cancel;
+    const loader::CopyStats stats = loader::run_copy_jobs(jobs, sources, settings);
+    report.workers = stats.workers;
+    report.peak_staging_bytes = stats.peak_staging_bytes;
+  }
+
+  // The read-side hints of the policy, on the whole file: one call each.
+  void advise_reads(const io::FileReader& reader) {
+    const auto hint = [&](bool on, io::Advice advice) {
+      if (!on) return;
+      try {
+        io::advise_file(reader.descriptor(), 0, reader.size(), advice, reader.name());
+      } catch (const Error& e) {
+        note(e.what());
+      }
+    };
+    hint(policy.sequential, io::Advice::sequential);
+    hint(policy.random, io::Advice::random);
+    hint(policy.willneed, io::Advice::willneed);
+  }
+
+  LoadedModel storages() {
+    LoadedModel out;
+    out.tensors.reserve(plan.tensors.size());
+    for (std::size_t i = 0; i < plan.tensors.size(); ++i) {
+      const PlannedTensor& planned = plan.tensors[i];
+      const TensorRequest& request = requests[planned.request];
+      if (planned.placement == Placement::absent) {
+        report.missing_optional.push_back(request.name);
+        continue;
+      }
+      TensorStorage storage;
+      storage.name = request.name;
+      storage.dtype = planned.dtype;
+      storage.shape = planned.shape;
+      storage.reason = planned.reason;
+      if (planned.placement == Placement::mapped) {
+        const auto& lease = leases[planned.file];
+        storage.mapped = true;
+        storage.mapping = loader::mapping_handle(lease);
+        storage.bytes = lease->file().span(planned.offset, planned.bytes);
+        if (planned.access == Access::copy_on_write) {
+          storage.writable = lease->file().writable_span(planned.offset, planned.bytes);
+        }
+        ++report.mapped_tensors;
+        report.mapped_bytes += planned.bytes;
+      } else {
+        storage.bytes = destinations[i];
+        storage.writable = destinations[i];
+        storage.buffer = buffers[i];
+        ++report.loaded_tensors;
+        report.loaded_bytes += planned.bytes;
+        if (planned.dtype != planned.file_dtype) ++report.converted_tensors;
+        ++report.reasons[*planned.reason];
+      }
+      out.tensors.push_back(std::move(storage));
+    }
+    report.mapped_files = static_cast<std::size_t>(
+        std::count_if(leases.begin(), leases.end(), [](const auto& l) { return l != nullptr; }));
+    report.unrequested = std::move(plan.unrequested);
+    report.unrequested_bytes = plan.unrequested_bytes;
+    return out;
+  }
+};
+
+}  // namespace
+
+LoadedModel load(const Model& model, std::span<const TensorRequest> requests,
+                 const LoadOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  if (options.workers == 0) {
+    throw Error(ErrorCode::invalid_argument, "a load needs at least one worker");
+  }
+  LoadState state{model, requests, options, options.cache, {}, {}, {}, {}, {}};
+  if (options.cache_from_env) {
+    std::vector<std::string> warnings;
+    state.policy.merge(CachePolicy::from_env(&warnings));
+    for (auto& warning : warnings) state.note(std::move(warning));
+  }
+  state.report.cache = state.policy;
+  state.plan = plan(model, requests, options);
+  state.check_element_counts();
+  state.map_files();
+  state.load_tensors();
+  LoadedModel loaded = state.storages();
+
+  LoadReport& report = state.report;
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  log(options, LogLevel::info, report.summary_line());
+  for (const auto& [reason, count] : report.reasons) {
+    log(options, LogLevel::debug,
+        fmt::format("loaded {} tensors because {}", count, reason_sentence(reason)));
+  }
+  if (!report.unrequested.empty()) {
+    log(options, LogLevel::debug,
+        fmt::format("{} tensors in the files were not requested ({:.1f} MiB)",
+                    report.unrequested.size(), mib(report.unrequested_bytes)));
+  }
+  loaded.report = std::move(report);
+  return loaded;
+}
+
+}  // namespace weightmap

@@ -1,0 +1,166 @@
+// The one place where a requested tensor becomes Mapped or Loaded. Pure: it reads the
+// validated index and the requests, never a file or the environment.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <unistd.h>
+
+#include <unordered_set>
+
+#include "load/mappable.hpp"
+#include "weightmap/convert.hpp"
+#include "weightmap/error.hpp"
+#include "weightmap/load.hpp"
+
+namespace weightmap {
+namespace {
+
+// Mapping bases are page-aligned, so a tensor offset aligned to `alignment` gives an aligned
+// pointer only up to the page size. sysconf is not I/O; the planner stays pure.
+std::uint64_t mapping_base_alignment() {
+  static const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  return page;
+}
+
+std::optional<std::uint64_t> element_count(std::span<const std::uint64_t> shape) {
+  std::uint64_t count = 1;
+  for (const auto dim : shape) {
+    if (dim != 0 && count > UINT64_MAX / dim) return std::nullopt;
+    count *= dim;
+  }
+  return count;
+}
+
+ErrorContext where(const Model& model, const TensorInfo& tensor) {
+  return {model.files()[tensor.file].path, printable(tensor.name), tensor.offset};
+}
+
+std::size_t checked_alignment(const TensorRequest& request) {
+  const std::size_t alignment = request.device.alignment == 0 ? 1 : request.device.alignment;
+  if ((alignment & (alignment - 1)) != 0) {
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("device alignment {} is not a power of two", alignment),
+                {{}, printable(request.name)});
+  }
+  return alignment;
+}
+
+// Why the tensor cannot be a view into its file's mapping; nullopt when it can. The order
+// puts what the bytes are (count, type, storage) before what the caller or device chose.
+std::optional<Reason> why_loaded(const Model& model, const TensorInfo& tensor,
+                                 const TensorRequest& request, const LoadOptions& options) {
+  if (request.shape) {
+    const auto wanted = element_count(*request.shape);
+    if (!wanted || *wanted != tensor.element_count()) return Reason::element_count_differs;
+  }
+  if (request.dtype && *request.dtype != tensor.dtype) return Reason::dtype_differs;
+  if (!loader::stored_mappable(model.files()[tensor.file], tensor)) {
+    return Reason::format_cannot_be_mapped;
+  }
+  if (!options.use_mmap || request.destination != nullptr) return Reason::mapping_disabled;
+  if (!request.device.reads_host_memory) return Reason::device_cannot_read_host_memory;
+  const std::size_t alignment = checked_alignment(request);
+  if (alignment > mapping_base_alignment() || tensor.offset % alignment != 0) {
+    return Reason::misaligned_for_device;
+  }
+  if (request.writes_in_place && !options.allow_copy_on_write) {
+    return Reason::writes_on_read_only_mapping;
+  }
+  return std::nullopt;
+}
+
+PlannedTensor decide(const Model& model, const TensorInfo& tensor, const TensorRequest& request,
+                     const LoadOptions& options) {
+  checked_alignment(request);
+  PlannedTensor planned;
+  planned.file = tensor.file;
+  planned.offset = tensor.offset;
+  planned.file_bytes = tensor.nbytes;
+  planned.file_dtype = tensor.dtype;
+  planned.dtype = request.dtype.value_or(tensor.dtype);
+  planned.shape = request.shape.value_or(tensor.shape);
+  planned.bytes = tensor.nbytes;
+  planned.reason = why_loaded(model, tensor, request, options);
+  planned.placement = planned.reason ? Placement::loaded : Placement::mapped;
+  if (planned.placement == Placement::mapped && request.writes_in_place) {
+    planned.access = Access::copy_on_write;
+  }
+
+  if (planned.dtype != tensor.dtype && planned.reason != Reason::element_count_differs) {
+    if (!can_convert(tensor.dtype, planned.dtype)) {
+      throw Error(ErrorCode::unsupported,
+                  fmt::format("cannot convert {} to {}", dtype_name(tensor.dtype),
+                              dtype_name(planned.dtype)),
+                  where(model, tensor));
+    }
+    const auto bytes = dtype_bytes_for(planned.dtype, tensor.element_count());
+    if (!bytes) {
+      throw Error(ErrorCode::unsupported,
+                  fmt::format("{} elements do not make whole blocks of {}", tensor.element_count(),
+                              dtype_name(planned.dtype)),
+                  where(model, tensor));
+    }
+    planned.bytes = *bytes;
+  }
+  if (request.destination != nullptr && planned.reason != Reason::element_count_differs &&
+      request.destination_size < planned.bytes) {
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("the destination holds {} bytes but the tensor needs {}",
+                            request.destination_size, planned.bytes),
+                where(model, tensor));
+  }
+  return planned;
+}
+
+}  // namespace
+
+Plan plan(const Model& model, std::span<const TensorRequest> requests, const LoadOptions& options) {
+  Plan out;
+  out.tensors.reserve(requests.size());
+  std::unordered_set<std::string_view> requested;
+  requested.reserve(requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const TensorRequest& request = requests[i];
+    requested.insert(request.name);
+    const TensorInfo* tensor = model.find(request.name);
+    if (tensor == nullptr) {
+      if (!request.optional) {
+        throw Error(ErrorCode::not_found,
+                    "the model has no tensor of this name (mark the request optional if it may "
+                    "be absent)",
+                    {model.files().size() == 1 ? model.files()[0].path : std::string(),
+                     printable(request.name)});
+      }
+      PlannedTensor absent;
+      absent.request = i;
+      absent.placement = Placement::absent;
+      out.tensors.push_back(std::move(absent));
+      continue;
+    }
+    PlannedTensor planned = decide(model, *tensor, request, options);
+    planned.request = i;
+    out.tensors.push_back(std::move(planned));
+  }
+
+  // One mapping per file: a file with any tensor patched in place is mapped copy-on-write,
+  // and every mapped tensor of it shares that mapping.
+  std::vector<bool> copy_on_write(model.files().size(), false);
+  for (const auto& planned : out.tensors) {
+    if (planned.placement == Placement::mapped && planned.access == Access::copy_on_write) {
+      copy_on_write[planned.file] = true;
+    }
+  }
+  for (auto& planned : out.tensors) {
+    if (planned.placement == Placement::mapped && copy_on_write[planned.file]) {
+      planned.access = Access::copy_on_write;
+    }
+  }
+
+  for (const auto& tensor : model.tensors()) {
+    if (requested.contains(tensor.name)) continue;
+    out.unrequested.push_back(tensor.name);
+    out.unrequested_bytes += tensor.nbytes;
+  }
+  return out;
+}
+
+}  // namespace weightmap

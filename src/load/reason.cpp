@@ -1,0 +1,40 @@
+#include "weightmap/load.hpp"
+
+namespace weightmap {
+
+std::string_view reason_name(Reason reason) noexcept {
+  switch (reason) {
+    case Reason::dtype_differs: return "dtype_differs";
+    case Reason::element_count_differs: return "element_count_differs";
+    case Reason::misaligned_for_device: return "misaligned_for_device";
+    case Reason::device_cannot_read_host_memory: return "device_cannot_read_host_memory";
+    case Reason::writes_on_read_only_mapping: return "writes_on_read_only_mapping";
+    case Reason::format_cannot_be_mapped: return "format_cannot_be_mapped";
+    case Reason::mapping_disabled: return "mapping_disabled";
+  }
+  return "unknown";
+}
+
+std::string_view reason_sentence(Reason reason) noexcept {
+  switch (reason) {
+    case Reason::dtype_differs:
+      return "the requested type differs from the type in the file, so the tensor is converted";
+    case Reason::element_count_differs:
+      return "the requested shape has a different number of elements than the tensor in the "
+             "file";
+    case Reason::misaligned_for_device:
+      return "the tensor's bytes in the file are not aligned as the device needs";
+    case Reason::device_cannot_read_host_memory:
+      return "the device cannot read host memory, so it gets a copy";
+    case Reason::writes_on_read_only_mapping:
+      return "the caller writes in place and copy-on-write mappings are turned off, so it gets "
+             "a private copy";
+    case Reason::format_cannot_be_mapped:
+      return "the file stores the tensor in a form that cannot be mapped (compressed or "
+             "strided)";
+    case Reason::mapping_disabled: return "memory mapping was disabled by the caller";
+  }
+  return "unknown reason";
+}
+
+}  // namespace weightmap
