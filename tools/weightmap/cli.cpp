@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "weightmap/inspect.hpp"
+#include "weightmap/sample.hpp"
 
 #ifndef WEIGHTMAP_VERSION
 #error "WEIGHTMAP_VERSION must be defined by the build (CMake's PROJECT_VERSION)"
@@ -19,10 +20,11 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   app.set_version_flag("--version", WEIGHTMAP_VERSION);
   app.require_subcommand(1);
   app.footer(
-      "Exit codes: 0 success, 1 a model file could not be read, 2 the command line is wrong.");
+      "Exit codes: 0 success, 1 a model file could not be read (or written), 2 the command line is "
+      "wrong.");
 
   // One line per subcommand; each lives in its own file.
-  const std::vector<Subcommand> subcommands = {add_inspect_command(app)};
+  const std::vector<Subcommand> subcommands = {add_inspect_command(app), add_sample_command(app)};
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,129 @@
+#include "weightmap/sample.hpp"
+
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <memory>
+#include <ostream>
+
+#include "weightmap/error.hpp"
+#include "weightmap/sample_model.hpp"
+#include "weightmap/writer.hpp"
+
+namespace weightmap::cli {
+namespace {
+
+std::string human_bytes(std::uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  std::size_t unit = 0;
+  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
+    value /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", value, kUnits[unit]);
+}
+
+}  // namespace
+
+int run_sample(const SampleOptions& options, std::ostream& out, std::ostream& err) {
+  const bool gguf = options.format == FileFormat::gguf;
+  if (!sample_dtype_supported(options.dtype, gguf)) {
+    err << fmt::format("weightmap sample: --dtype {} is not available for --format {}\n",
+                       dtype_name(options.dtype), file_format_name(options.format));
+    return kExitUsage;
+  }
+  std::vector<TensorToWrite> tensors;
+  try {
+    tensors = plan_sample_tensors(options.size, options.tensors, options.dtype);
+  } catch (const Error& e) {
+    err << "weightmap sample: " << e.message() << '\n';
+    return kExitUsage;
+  }
+
+  const auto fill = [&](std::size_t tensor, std::uint64_t offset, std::span<std::byte> bytes) {
+    fill_sample_bytes(options.seed, options.dtype, tensor, offset, bytes);
+  };
+  const auto start = std::chrono::steady_clock::now();
+  WrittenFile written;
+  try {
+    if (gguf) {
+      GgufWriteOptions write_options;
+      const auto text = [](std::string s) {
+        return MetadataValue{.type = MetadataType::string, .value = std::move(s)};
+      };
+      write_options.metadata = {
+          {"general.architecture", text("sample")},
+          {"general.name", text("weightmap sample model (random weights)")},
+          {"weightmap.sample.seed", {.type = MetadataType::u64, .value = options.seed}},
+      };
+      written = write_gguf(options.path, tensors, fill, write_options);
+    } else {
+      SafetensorsWriteOptions write_options;
+      write_options.metadata = {{"format", "pt"},
+                                {"weightmap.sample.seed", std::to_string(options.seed)}};
+      written = write_safetensors(options.path, tensors, fill, write_options);
+    }
+  } catch (const Error& e) {
+    err << "weightmap: " << e.what() << '\n';
+    return kExitError;
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  out << fmt::format("wrote {}: {} tensors, {} {} ({} bytes) in {:.2f} s ({:.2f} GB/s)\n",
+                     options.path, tensors.size(), human_bytes(written.size),
+                     file_format_name(options.format), written.size, seconds,
+                     seconds > 0 ? static_cast<double>(written.size) / seconds / 1e9 : 0.0);
+  return kExitOk;
+}
+
+Subcommand add_sample_command(CLI::App& parent) {
+  struct Parsed {
+    SampleOptions options;
+    std::string format = "safetensors";
+    std::string size = "256M";
+    std::string dtype = "f16";
+  };
+  auto parsed = std::make_shared<Parsed>();
+
+  CLI::App* command = parent.add_subcommand(
+      "sample",
+      "Write a synthetic model (UNet-like names and shapes, deterministic random values) of a "
+      "given size, tensor count and dtype.");
+  command->add_option("OUT", parsed->options.path, "The file to write (replaced if it exists)")
+      ->required();
+  command->add_option("--format", parsed->format, "safetensors or gguf")
+      ->check(CLI::IsMember({"safetensors", "gguf"}))
+      ->capture_default_str();
+  command
+      ->add_option("--size", parsed->size,
+                   "Bytes of tensor data, within 1%: a number with an optional K, M, G or T "
+                   "(binary: 1K = 1024; KiB and KB mean the same)")
+      ->check(CLI::Validator(
+          [](const std::string& text) {
+            return parse_byte_size(text) ? std::string()
+                                         : "not a size like 2G, 256M, 512KiB or 4096: " + text;
+          },
+          "SIZE"))
+      ->capture_default_str();
+  command->add_option("--tensors", parsed->options.tensors, "Number of tensors")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10'000'000}))
+      ->capture_default_str();
+  command
+      ->add_option("--dtype", parsed->dtype, "f16, bf16, f32; with --format gguf also q8_0, q4_0")
+      ->check(CLI::IsMember({"f16", "bf16", "f32", "q8_0", "q4_0"}))
+      ->capture_default_str();
+  command->add_option("--seed", parsed->options.seed, "Seed of the values: same seed, same bytes")
+      ->capture_default_str();
+
+  return {command, [parsed](std::ostream& out, std::ostream& err) {
+            SampleOptions options = parsed->options;
+            options.format = parsed->format == "gguf" ? FileFormat::gguf : FileFormat::safetensors;
+            options.size = *parse_byte_size(parsed->size);  // the validator accepted it
+            options.dtype = dtype_from_name(parsed->dtype);
+            return run_sample(options, out, err);
+          }};
+}
+
+}  // namespace weightmap::cli

@@ -1,0 +1,33 @@
+// `weightmap sample`: writes a synthetic safetensors or GGUF model of a chosen size, tensor
+// count and dtype, with deterministic contents, for tests, benchmarks and demos.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+#include "weightmap/cli.hpp"
+#include "weightmap/dtype.hpp"
+#include "weightmap/tensor_index.hpp"
+
+namespace weightmap::cli {
+
+struct SampleOptions {
+  std::string path;
+  FileFormat format = FileFormat::safetensors;
+  std::uint64_t size = std::uint64_t{256} << 20;  // bytes of tensor data
+  std::size_t tensors = 1000;
+  DType dtype = DType::F16;
+  std::uint64_t seed = 0;
+};
+
+// Writes the model and prints one line about it to `out`. Returns kExitUsage (with a message
+// on `err`) for a combination the command line cannot ask for (a quantized dtype in
+// safetensors, a size too small for the tensor count), kExitError when writing fails.
+int run_sample(const SampleOptions& options, std::ostream& out, std::ostream& err);
+
+// Adds the `sample` subcommand to `parent`.
+Subcommand add_sample_command(CLI::App& parent);
+
+}  // namespace weightmap::cli
