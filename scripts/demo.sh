@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A tour of weightmap on a fresh Debian 12 machine: installs dependencies, builds the CLI
-# (Release, no tests) in build-demo/, writes two small sample models into out/demo/ and
-# inspects them.
+# (Release, no tests) in build-demo/, writes sample models into out/demo/ (two tiny ones from
+# scripts/make_sample_model.py, one with a vocabulary; two 256 MiB ones from `weightmap
+# sample`) and inspects them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -20,6 +21,11 @@ run() {
   printf '\n$ %s\n' "$*"
   "$@"
 }
+run "$weightmap" sample --format safetensors --size 256M --tensors 1000 --dtype f16 \
+  "$out/sample-f16.safetensors"
+run "$weightmap" sample --format gguf --size 256M --tensors 1000 --dtype q8_0 "$out/sample-q8_0.gguf"
+run "$weightmap" inspect "$out/sample-f16.safetensors"
+run "$weightmap" inspect "$out/sample-q8_0.gguf" --metadata --filter '*.middle_block.0.*'
 run "$weightmap" inspect "$out/tiny-diffusion.safetensors"
 run "$weightmap" inspect "$out/tiny-diffusion.safetensors" --filter 'first_stage_model.decoder.*'
 run "$weightmap" inspect "$out/tiny-llama.gguf" --metadata --filter 'blk.0.*'
