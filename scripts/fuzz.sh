@@ -8,10 +8,10 @@ build=$root/build-fuzz
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 -DWEIGHTMAP_FUZZ=ON \
   -DWEIGHTMAP_BUILD_TESTS=OFF -DWEIGHTMAP_BUILD_BENCH=OFF -DWEIGHTMAP_WERROR=ON >/dev/null
-cmake --build "$build" --target fuzz_safetensors fuzz_gguf
+cmake --build "$build" --target fuzz_safetensors fuzz_gguf fuzz_zip fuzz_pickle
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for target in safetensors gguf; do
+for target in safetensors gguf zip pickle; do
   mkdir -p "$work/$target"
   cp "$build/fuzz/seeds/$target/"* "$work/$target/"
   echo "fuzz: $target for ${seconds}s"
