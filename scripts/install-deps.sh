@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(
   build-essential cmake ninja-build g++ clang-14 libclang-rt-14-dev
   libsimdjson-dev libcli11-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-numpy nodejs npm git ca-certificates
+  python3 python3-numpy python3-torch python3-torchvision nodejs npm git ca-certificates
 )
 
 missing=()
