@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "io/file_reader.hpp"
 #include "load/aligned_buffer.hpp"
 #include "load/copy_workers.hpp"
 #include "support/safetensors_bytes.hpp"
@@ -400,6 +401,34 @@ TEST(LoaderTest, SummaryLineFormat) {
   EXPECT_EQ(report.summary_line(),
             "memory-mapped 10 tensors in 2 files (3.0 MiB), loaded 4 tensors (0.5 MiB, 1 "
             "converted) in 0.250 s");
+}
+
+// A PyTorch-style transposed view: the 3x2 matrix 0..5 stored row-major, read as its 2x3
+// transpose through strides {1, 2}. The model is built by hand around a raw file.
+TEST(LoaderTest, AStridedTensorIsGatheredInRowMajorOrder) {
+  const TempDir dir;
+  const std::string path = dir / "raw.pt";
+  std::vector<float> stored = {0, 1, 2, 3, 4, 5};
+  Bytes raw(sizeof(float) * stored.size());
+  std::memcpy(raw.data(), stored.data(), raw.size());
+  testing::write_file(path, raw);
+  ModelFile file;
+  file.path = path;
+  file.format = FileFormat::pytorch_zip;
+  file.size = raw.size();
+  file.identity = io::FileReader(path).identity();
+  TensorInfo transposed{"t", DType::F32, {2, 3}, 0, 0, 24};
+  transposed.strides = {1, 2};
+  const Model model({file}, {transposed}, {});
+
+  std::vector<TensorRequest> requests = {request("t"), request("t")};
+  requests[1].dtype = DType::F16;
+  const LoadedModel loaded = load(model, requests, quiet_options());
+  EXPECT_EQ(loaded.tensors[0].reason, Reason::format_cannot_be_mapped);
+  const std::vector<float> expected = {0, 2, 4, 1, 3, 5};
+  const auto expected_bytes = std::as_bytes(std::span(expected));
+  EXPECT_TRUE(same(loaded.tensors[0].bytes, expected_bytes));
+  EXPECT_TRUE(same(loaded.tensors[1].bytes, converted(expected_bytes, DType::F32, DType::F16, 6)));
 }
 
 TEST(LoaderTest, ZeroWorkersIsACallersMistake) {

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <system_error>
 #include <thread>
+#include <vector>
 
 #include "io/page_cache.hpp"
 #include "weightmap/convert.hpp"
@@ -153,9 +154,10 @@ class CopyRun {
       chunk_done(0, true);
       return;
     }
-    const bool finished = job.from == job.to ? (source.direct ? copy_direct(job, source, staging)
-                                                              : copy_straight(job, source))
-                                             : convert_through_staging(job, source, staging);
+    const bool finished = !job.strides.empty() ? gather_strided(job, source, staging)
+                          : job.from == job.to ? (source.direct ? copy_direct(job, source, staging)
+                                                                : copy_straight(job, source))
+                                               : convert_through_staging(job, source, staging);
     if (finished && settings_.drop_cache_after_read) {
       const std::uint64_t page = io::page_size();
       const std::uint64_t begin = job.offset / page * page;
@@ -216,6 +218,48 @@ class CopyRun {
       if (!chunk_done(n, first == job.elements)) return false;
     }
     return true;
+  }
+
+  // Reads the bytes the strides reach, then gathers the elements in row-major order (and
+  // converts them when the types differ).
+  bool gather_strided(const CopyJob& job, const CopySource& source, Staging& staging) {
+    const auto element = static_cast<std::size_t>(*dtype_bytes_for(job.from, 1));
+    std::uint64_t reach = 1;
+    for (std::size_t i = 0; i < job.shape.size(); ++i) {
+      if (job.shape[i] == 0) return chunk_done(job.file_bytes, true);
+      reach += (job.shape[i] - 1) * job.strides[i];  // format/ proved this fits the file
+    }
+    const auto span_bytes = static_cast<std::size_t>(reach * element);
+    std::span<const std::byte> staged;
+    if (source.direct) {
+      staged = source.direct->read(job.offset, span_bytes,
+                                   staging.get(io::DirectReader::staging_for(span_bytes)));
+    } else {
+      const auto buffer = staging.get(span_bytes);
+      source.reader->read_at(job.offset, buffer);
+      staged = buffer;
+    }
+    std::vector<std::byte> contiguous;
+    std::span<std::byte> out = job.destination;
+    if (job.from != job.to) {
+      contiguous.resize(static_cast<std::size_t>(job.elements) * element);
+      out = contiguous;
+    }
+    std::vector<std::uint64_t> index(job.shape.size(), 0);
+    std::uint64_t at = 0;  // element offset of `index` in the file
+    for (std::uint64_t n = 0; n < job.elements; ++n) {
+      std::memcpy(out.data() + n * element, staged.data() + at * element, element);
+      for (std::size_t d = index.size(); d-- > 0;) {  // odometer, last dimension fastest
+        if (++index[d] < job.shape[d]) {
+          at += job.strides[d];
+          break;
+        }
+        at -= (job.shape[d] - 1) * job.strides[d];
+        index[d] = 0;
+      }
+    }
+    if (job.from != job.to) convert(job.from, contiguous, job.to, job.destination, job.elements);
+    return chunk_done(job.file_bytes, true);
   }
 
   std::span<const CopyJob> jobs_;

@@ -25,6 +25,10 @@ struct CopyJob {
   DType to = DType::F32;
   std::uint64_t elements = 0;
   std::span<std::byte> destination;
+  // Element strides of a tensor stored strided (PyTorch views); empty when contiguous. Its
+  // whole reach is staged at once, whatever the cap: such tensors are rare and small.
+  std::span<const std::uint64_t> shape;
+  std::span<const std::uint64_t> strides;
 };
 
 // The open files a run reads from, indexed like Model::files().

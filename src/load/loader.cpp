@@ -98,14 +98,9 @@ struct LoadState {
         destinations[i] = {buffers[i].get(), static_cast<std::size_t>(planned.bytes)};
       }
       const TensorInfo& tensor = info(planned);
-      if (!tensor.strides.empty()) {
-        throw Error(ErrorCode::unsupported,
-                    "the tensor is stored strided (a non-contiguous view) and loading strided "
-                    "tensors is not supported yet",
-                    {files[tensor.file].path, printable(tensor.name), tensor.offset});
-      }
       jobs.push_back({tensor.name, planned.file, planned.offset, planned.file_bytes,
-                      planned.file_dtype, planned.dtype, tensor.element_count(), destinations[i]});
+                      planned.file_dtype, planned.dtype, tensor.element_count(), destinations[i],
+                      tensor.shape, tensor.strides});
       needed[planned.file] = true;
     }
     if (jobs.empty()) return;
