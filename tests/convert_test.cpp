@@ -122,7 +122,7 @@ void expect_narrowed(const NearestEven16& oracle, std::uint32_t input, std::uint
   const float x = f32_from_bits(input);
   if (std::isnan(x)) {
     EXPECT_TRUE(is_nan(oracle.format(), got)) << std::hex << input << " -> " << got;
-    const std::uint16_t quiet_bit = 1u << (oracle.format().mantissa_bits - 1);
+    const auto quiet_bit = static_cast<std::uint16_t>(1u << (oracle.format().mantissa_bits - 1));
     EXPECT_NE(got & quiet_bit, 0) << std::hex << input << " -> " << got;
     EXPECT_EQ(got >> 15, input >> 31) << std::hex << input << " -> " << got;
     return;

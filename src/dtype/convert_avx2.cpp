@@ -8,6 +8,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define WEIGHTMAP_HAVE_AVX2_KERNELS 1
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -199,9 +200,15 @@ WEIGHTMAP_AVX2 void f64_to_f32(const std::byte* src, std::byte* dst, std::size_t
   run_steps<8, 4, F64ToF32>(src, dst, n);
 }
 
+// CPUID directly: clang 14's __builtin_cpu_supports does not know "f16c". AVX registers
+// also need the OS to save them (OSXSAVE and XCR0's SSE and AVX state bits).
 bool cpu_has_avx2_f16c() noexcept {
   __builtin_cpu_init();  // needed when this runs before other static constructors
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  // The builtin also checks that the OS saves the YMM registers. clang 14 does not know
+  // "f16c" as a feature name, so that bit comes from CPUID leaf 1 directly.
+  if (!__builtin_cpu_supports("avx2")) return false;
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
 }
 
 }  // namespace
