@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "weightmap/inspect.hpp"
+#include "weightmap/load_command.hpp"
 #include "weightmap/sample.hpp"
 
 #ifndef WEIGHTMAP_VERSION
@@ -24,7 +25,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       "wrong.");
 
   // One line per subcommand; each lives in its own file.
-  const std::vector<Subcommand> subcommands = {add_inspect_command(app), add_sample_command(app)};
+  const std::vector<Subcommand> subcommands = {add_inspect_command(app), add_sample_command(app),
+                                               add_load_command(app)};
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,310 @@
+#include "weightmap/load_command.hpp"
+
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <ostream>
+#include <thread>
+
+#include "weightmap/cache_policy.hpp"
+#include "weightmap/convert.hpp"
+#include "weightmap/error.hpp"
+#include "weightmap/human_bytes.hpp"
+#include "weightmap/load.hpp"
+#include "weightmap/model_json.hpp"
+#include "weightmap/proc_memory.hpp"
+#include "weightmap/tensor_checksum.hpp"
+
+namespace weightmap::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// The library words its policy warnings after the variable; on this command line the list
+// came from --flags.
+std::string flags_warning(std::string text) {
+  const std::string variable = fmt::format("{}: ", kMmapFlagsVariable);
+  if (text.starts_with(variable)) text = "--flags: " + text.substr(variable.size());
+  return text;
+}
+
+// The largest power of two dividing the element (or block) size, capped at 8: the alignment
+// a CPU needs to load the values (q8_0's 34-byte blocks hold f16 scales: 2).
+std::size_t natural_alignment(DType dtype) {
+  const std::size_t size = dtype_info(dtype).block_bytes;
+  if (size == 0) return 1;
+  return std::min<std::size_t>(size & (~size + 1), 8);
+}
+
+struct Requests {
+  std::vector<TensorRequest> requests;
+  std::size_t unconverted = 0;  // tensors kept in their own type: convert() has no such pair
+};
+
+// One request per tensor, in file order, so the checksum sees bytes in file order.
+Requests make_requests(const Model& model, const LoadCommandOptions& options, std::ostream& err) {
+  Requests out;
+  out.requests.reserve(model.tensors().size());
+  for (const TensorInfo& tensor : model.tensors()) {
+    TensorRequest request;
+    request.name = tensor.name;
+    request.writes_in_place = options.writable;
+    request.device.alignment = options.alignment.value_or(natural_alignment(tensor.dtype));
+    if (options.dtype && *options.dtype != tensor.dtype) {
+      if (can_convert(tensor.dtype, *options.dtype)) {
+        request.dtype = options.dtype;
+      } else {
+        ++out.unconverted;
+        err << fmt::format("weightmap load: {}: cannot convert {} to {}; loaded as {}\n",
+                           printable(tensor.name), dtype_name(tensor.dtype),
+                           dtype_name(*options.dtype), dtype_name(tensor.dtype));
+      }
+    }
+    out.requests.push_back(std::move(request));
+  }
+  return out;
+}
+
+struct Measured {
+  LoadReport report;
+  std::size_t unconverted = 0;
+  std::uint64_t tensor_bytes = 0;  // bytes the caller got, all tensors
+  double touch_seconds = 0;
+  std::uint64_t checksum = 0;
+  ProcessMemory memory_before;
+  ProcessMemory memory_after;
+  Residency residency_before;
+  Residency residency_after;
+};
+
+void write_text(const Model& model, const Measured& m, std::ostream& out) {
+  out << m.report.summary_line() << '\n';
+  for (const auto& [reason, count] : m.report.reasons) {
+    out << fmt::format("  {} loaded: {}\n", count, reason_sentence(reason));
+  }
+  const std::string flags = m.report.cache.to_string();
+  out << fmt::format("files: {}, {} copy workers, page-cache flags: {}\n", model.files().size(),
+                     m.report.workers, flags.empty() ? "none" : flags);
+  out << fmt::format("touched {} tensors ({}) in {:.3f} s, checksum {:016x}\n",
+                     model.tensors().size(), human_bytes(m.tensor_bytes), m.touch_seconds,
+                     m.checksum);
+  const ProcessMemory& after = m.memory_after;
+  out << fmt::format(
+      "memory: RSS {} = {} anonymous + {} file-backed; PSS {} (before loading: {} anonymous, "
+      "{} file-backed)\n",
+      human_bytes(after.rss_anon_bytes + after.rss_file_bytes), human_bytes(after.rss_anon_bytes),
+      human_bytes(after.rss_file_bytes), human_bytes(after.pss_bytes),
+      human_bytes(m.memory_before.rss_anon_bytes), human_bytes(m.memory_before.rss_file_bytes));
+  out << fmt::format("page cache: {} of {} of tensor data resident before, {} after\n",
+                     human_bytes(m.residency_before.resident_bytes),
+                     human_bytes(m.residency_before.tensor_bytes),
+                     human_bytes(m.residency_after.resident_bytes));
+}
+
+void write_json(const Model& model, const Measured& m, std::ostream& out) {
+  const LoadReport& r = m.report;
+  std::string files;
+  for (const ModelFile& file : model.files()) {
+    files += fmt::format("{}{}", files.empty() ? "" : ", ", json_string(file.path));
+  }
+  std::string reasons;
+  for (const auto& [reason, count] : r.reasons) {
+    reasons += fmt::format("{}\"{}\": {}", reasons.empty() ? "" : ", ", reason_name(reason), count);
+  }
+  std::string notes;
+  for (const std::string& note : r.notes) {
+    notes += fmt::format("{}{}", notes.empty() ? "" : ", ", json_string(note));
+  }
+  out << "{\n";
+  out << fmt::format("  \"files\": [{}],\n", files);
+  out << fmt::format("  \"tensors\": {},\n  \"tensor_bytes\": {},\n", model.tensors().size(),
+                     m.tensor_bytes);
+  out << fmt::format(
+      "  \"mapped_tensors\": {},\n  \"mapped_bytes\": {},\n  \"mapped_files\": {},\n",
+      r.mapped_tensors, r.mapped_bytes, r.mapped_files);
+  out << fmt::format("  \"loaded_tensors\": {},\n  \"loaded_bytes\": {},\n", r.loaded_tensors,
+                     r.loaded_bytes);
+  out << fmt::format("  \"converted_tensors\": {},\n  \"unconverted_tensors\": {},\n",
+                     r.converted_tensors, m.unconverted);
+  out << fmt::format("  \"reasons\": {{{}}},\n", reasons);
+  out << fmt::format("  \"workers\": {},\n  \"peak_staging_bytes\": {},\n  \"cache_flags\": {},\n",
+                     r.workers, r.peak_staging_bytes, json_string(r.cache.to_string()));
+  out << fmt::format("  \"seconds\": {:.6f},\n  \"touch_seconds\": {:.6f},\n", r.seconds,
+                     m.touch_seconds);
+  // A string: JSON readers hold numbers as doubles, which would round a 64-bit value.
+  out << fmt::format("  \"checksum\": \"{:016x}\",\n", m.checksum);
+  out << fmt::format("  \"rss_anon_bytes\": {},\n  \"rss_file_bytes\": {},\n  \"pss_bytes\": {},\n",
+                     m.memory_after.rss_anon_bytes, m.memory_after.rss_file_bytes,
+                     m.memory_after.pss_bytes);
+  out << fmt::format(
+      "  \"rss_anon_before_bytes\": {},\n  \"rss_file_before_bytes\": {},\n  \"pss_before_bytes\": "
+      "{},\n",
+      m.memory_before.rss_anon_bytes, m.memory_before.rss_file_bytes, m.memory_before.pss_bytes);
+  out << fmt::format(
+      "  \"page_cache_tensor_bytes\": {},\n  \"page_cache_resident_before_bytes\": {},\n"
+      "  \"page_cache_resident_after_bytes\": {},\n",
+      m.residency_before.tensor_bytes, m.residency_before.resident_bytes,
+      m.residency_after.resident_bytes);
+  out << fmt::format("  \"notes\": [{}]\n}}\n", notes);
+}
+
+}  // namespace
+
+int run_load(const LoadCommandOptions& options, std::ostream& out, std::ostream& err) {
+  LoadOptions load_options;
+  load_options.use_mmap = options.use_mmap;
+  load_options.direct_io = options.direct_io;
+  load_options.workers = options.threads;
+  if (options.flags) {
+    std::vector<std::string> warnings;
+    load_options.cache = CachePolicy::parse(*options.flags, &warnings);
+    for (auto& warning : warnings) {
+      err << "weightmap load: warning: " << flags_warning(std::move(warning)) << '\n';
+    }
+  }
+  // Fallbacks and environment warnings reach the user once, on stderr; they stay in the
+  // report (and the JSON notes) too.
+  load_options.log = [&err](LogLevel level, std::string_view line) {
+    if (level == LogLevel::warning) err << "weightmap load: warning: " << line << '\n';
+  };
+
+  try {
+    const Model model = open_model(options.sources);
+    Measured m;
+    m.residency_before = page_cache_residency(model);
+    m.memory_before = read_process_memory();
+
+    const Requests requests = make_requests(model, options, err);
+    m.unconverted = requests.unconverted;
+    const LoadedModel loaded = load(model, requests.requests, load_options);
+    m.report = loaded.report;
+
+    const auto touch_start = Clock::now();
+    TensorChecksum checksum;
+    for (const TensorStorage& tensor : loaded.tensors) {
+      checksum.add(tensor.bytes);
+      m.tensor_bytes += tensor.bytes.size();
+    }
+    m.touch_seconds = seconds_since(touch_start);
+    m.checksum = checksum.value();
+
+    m.memory_after = read_process_memory();
+    m.residency_after = page_cache_residency(model);
+    if (options.json) {
+      write_json(model, m, out);
+    } else {
+      write_text(model, m, out);
+    }
+    out.flush();
+    // For measuring a second process that maps the same files (PSS halves): this one keeps
+    // its mappings while the other loads.
+    if (options.hold_seconds > 0)
+      std::this_thread::sleep_for(std::chrono::seconds(options.hold_seconds));
+    return kExitOk;
+  } catch (const Error& e) {
+    err << "weightmap: " << e.what() << '\n';
+    return kExitError;
+  }
+}
+
+Subcommand add_load_command(CLI::App& parent) {
+  struct Parsed {
+    LoadCommandOptions options;
+    std::vector<std::string> paths;
+    std::string dtype;
+    std::string flags;
+    bool no_mmap = false;
+    std::size_t alignment = 0;
+  };
+  auto parsed = std::make_shared<Parsed>();
+
+  CLI::App* command = parent.add_subcommand(
+      "load",
+      "Plan and load every tensor as an engine would (mapped where possible, else copied and "
+      "converted), touch every byte (a checksum), and report time, tensors and bytes "
+      "mapped/loaded/converted, memory (RSS anonymous and file-backed, PSS) and page-cache "
+      "residency before and after.");
+  command
+      ->add_option("PATH", parsed->paths,
+                   "A model file, a *.safetensors.index.json or a folder; several PATHs form one "
+                   "model")
+      ->required();
+  command->add_flag("--no-mmap", parsed->no_mmap, "Copy every tensor into buffers (pread)");
+  command->add_flag("--direct-io", parsed->options.direct_io,
+                    "Read copied tensors with O_DIRECT (bypasses the page cache)");
+  CLI::Option* dtype_option =
+      command
+          ->add_option("--dtype", parsed->dtype,
+                       "Ask for every tensor as type T (f32, f16, bf16, ...): converted where "
+                       "the file differs; a tensor that cannot be converted is reported and "
+                       "loaded as it is")
+          ->type_name("T")
+          ->check(CLI::Validator(
+              [](const std::string& text) {
+                try {
+                  (void)dtype_from_name(text);
+                  return std::string();
+                } catch (const Error&) {
+                  return "not a dtype name (f32, f16, bf16, ...): " + text;
+                }
+              },
+              "T"));
+  command->add_flag("--writable", parsed->options.writable,
+                    "Ask for writable tensors (copy-on-write mappings: written pages become "
+                    "private memory, the file is never changed)");
+  CLI::Option* flags_option =
+      command
+          ->add_option("--flags", parsed->flags,
+                       "Page-cache flags, as in WEIGHTMAP_MMAP_FLAGS (merged with it): a comma "
+                       "list of sequential, willneed, populate, dontneed, hugepage, random, "
+                       "mlock; an unknown word is a warning")
+          ->type_name("LIST");
+  command->add_option("--threads", parsed->options.threads, "Loader copy workers")
+      ->check(CLI::Range(1u, 256u))
+      ->capture_default_str();
+  CLI::Option* alignment_option =
+      command
+          ->add_option("--alignment", parsed->alignment,
+                       "Byte alignment the reading device needs (a power of two; tensors whose "
+                       "offset breaks it are copied). Default: each tensor's element size, as a "
+                       "CPU needs; 32 asks like a ggml backend")
+          ->type_name("N")
+          ->check(CLI::Validator(
+              [](const std::string& text) {
+                std::size_t value = 0;
+                try {
+                  value = std::stoul(text);
+                } catch (const std::exception&) {
+                }
+                const bool power_of_two = value != 0 && (value & (value - 1)) == 0;
+                return power_of_two && value <= 4096 ? std::string()
+                                                     : "not a power of two up to 4096: " + text;
+              },
+              "N"));
+  command->add_flag("--json", parsed->options.json,
+                    "Print one JSON object (mapped_tensors, mapped_bytes, loaded_tensors, "
+                    "loaded_bytes, converted_tensors, seconds, checksum, rss_anon_bytes, "
+                    "rss_file_bytes, pss_bytes, page-cache residency, ...)");
+  // For measurements only: keeps the model loaded so a second process's PSS can be read.
+  command->add_option("--hold-seconds", parsed->options.hold_seconds)->group("");
+
+  return {command, [parsed, dtype_option, flags_option, alignment_option](std::ostream& out,
+                                                                          std::ostream& err) {
+            LoadCommandOptions options = parsed->options;
+            for (const std::string& path : parsed->paths) options.sources.push_back({path, ""});
+            options.use_mmap = !parsed->no_mmap;
+            if (dtype_option->count() > 0) options.dtype = dtype_from_name(parsed->dtype);
+            if (flags_option->count() > 0) options.flags = parsed->flags;
+            if (alignment_option->count() > 0) options.alignment = parsed->alignment;
+            return run_load(options, out, err);
+          }};
+}
+
+}  // namespace weightmap::cli
