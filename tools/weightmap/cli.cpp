@@ -5,6 +5,7 @@
 #include <ostream>
 #include <vector>
 
+#include "weightmap/bench_command.hpp"
 #include "weightmap/inspect.hpp"
 #include "weightmap/load_command.hpp"
 #include "weightmap/sample.hpp"
@@ -26,7 +27,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
 
   // One line per subcommand; each lives in its own file.
   const std::vector<Subcommand> subcommands = {add_inspect_command(app), add_sample_command(app),
-                                               add_load_command(app)};
+                                               add_load_command(app), add_bench_command(app)};
 
   try {
     app.parse(argc, argv);

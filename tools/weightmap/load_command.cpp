@@ -35,14 +35,6 @@ std::string flags_warning(std::string text) {
   return text;
 }
 
-// The largest power of two dividing the element (or block) size, capped at 8: the alignment
-// a CPU needs to load the values (q8_0's 34-byte blocks hold f16 scales: 2).
-std::size_t natural_alignment(DType dtype) {
-  const std::size_t size = dtype_info(dtype).block_bytes;
-  if (size == 0) return 1;
-  return std::min<std::size_t>(size & (~size + 1), 8);
-}
-
 struct Requests {
   std::vector<TensorRequest> requests;
   std::size_t unconverted = 0;  // tensors kept in their own type: convert() has no such pair
@@ -156,6 +148,12 @@ void write_json(const Model& model, const Measured& m, std::ostream& out) {
 }
 
 }  // namespace
+
+std::size_t natural_alignment(DType dtype) {
+  const std::size_t size = dtype_info(dtype).block_bytes;
+  if (size == 0) return 1;
+  return std::min<std::size_t>(size & (~size + 1), 8);
+}
 
 int run_load(const LoadCommandOptions& options, std::ostream& out, std::ostream& err) {
   LoadOptions load_options;

@@ -37,6 +37,10 @@ struct LoadCommandOptions {
 // kExitError.
 int run_load(const LoadCommandOptions& options, std::ostream& out, std::ostream& err);
 
+// The largest power of two dividing the element (or block) size, capped at 8: the alignment
+// a CPU needs to read the values (q8_0's 34-byte blocks hold f16 scales: 2).
+std::size_t natural_alignment(DType dtype);
+
 // Adds the `load` subcommand to `parent`.
 Subcommand add_load_command(CLI::App& parent);
 

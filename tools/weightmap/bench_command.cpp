@@ -1,0 +1,348 @@
+#include "weightmap/bench_command.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <set>
+
+#include "weightmap/convert.hpp"
+#include "weightmap/error.hpp"
+#include "weightmap/human_bytes.hpp"
+#include "weightmap/load.hpp"
+#include "weightmap/load_command.hpp"
+#include "weightmap/sample_model.hpp"
+
+namespace weightmap::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_of(const std::function<void()>& work) {
+  const auto start = Clock::now();
+  work();
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const std::size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+class Fd {
+ public:
+  explicit Fd(const std::string& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+    if (fd_ < 0) throw Error(ErrorCode::io, std::strerror(errno), {.file = path});
+  }
+  ~Fd() { ::close(fd_); }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// pread() until `out` is full: the floor every copy path is compared with.
+void read_fully(const std::string& path, std::uint64_t offset, std::span<std::byte> out) {
+  const Fd fd(path);
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n =
+        ::pread(fd.get(), out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      throw Error(ErrorCode::io, n < 0 ? std::strerror(errno) : "file ended early",
+                  {.file = path, .offset = offset + done});
+    }
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+// The bytes a run copies: the first tensors in file order, up to the per-run bound.
+struct Selection {
+  std::vector<std::string> names;
+  std::uint64_t offset = 0;  // the contiguous file range they span
+  std::uint64_t range_bytes = 0;
+  std::uint64_t tensor_bytes = 0;
+  std::size_t convertible = 0;  // tensors convert() can turn into f32 (and are not f32)
+};
+
+Selection select_tensors(const Model& model, std::uint64_t bound) {
+  Selection s;
+  std::vector<const TensorInfo*> ordered;
+  for (const TensorInfo& t : model.tensors()) ordered.push_back(&t);
+  std::sort(ordered.begin(), ordered.end(),
+            [](const TensorInfo* a, const TensorInfo* b) { return a->offset < b->offset; });
+  std::uint64_t end = 0;
+  for (const TensorInfo* t : ordered) {
+    if (!s.names.empty() && s.tensor_bytes + t->nbytes > bound) break;
+    if (s.names.empty()) s.offset = t->offset;
+    s.names.push_back(t->name);
+    s.tensor_bytes += t->nbytes;
+    end = std::max(end, t->offset + t->nbytes);
+    if (t->dtype != DType::F32 && can_convert(t->dtype, DType::F32)) ++s.convertible;
+  }
+  s.range_bytes = end - s.offset;
+  return s;
+}
+
+struct Row {
+  std::string name;
+  std::function<void()> run;
+  std::vector<double> seconds;
+};
+
+class ProgressBar {
+ public:
+  ProgressBar(std::ostream& err, bool enabled, std::size_t total)
+      : err_(err), enabled_(enabled), total_(total) {}
+  void step(std::string_view what) {
+    if (!enabled_) return;
+    ++done_;
+    constexpr std::size_t kWidth = 30;
+    const std::size_t filled = done_ * kWidth / std::max<std::size_t>(total_, 1);
+    err_ << fmt::format("\r[{}{}] {}/{} {:<24}", std::string(filled, '#'),
+                        std::string(kWidth - filled, ' '), done_, total_, what)
+         << std::flush;
+  }
+  void finish() {
+    if (enabled_) err_ << '\r' << std::string(70, ' ') << '\r' << std::flush;
+  }
+
+ private:
+  std::ostream& err_;
+  bool enabled_;
+  std::size_t total_;
+  std::size_t done_ = 0;
+};
+
+std::string gbps(std::uint64_t bytes, double seconds) {
+  return seconds > 0 ? fmt::format("{:.2f}", static_cast<double>(bytes) / seconds / 1e9) : "-";
+}
+
+}  // namespace
+
+int run_bench(const BenchOptions& options, std::ostream& out, std::ostream& err) {
+  try {
+    const Model model = open_model(options.path);
+    if (model.files().size() != 1) {
+      err << fmt::format("weightmap bench: {} holds {} files; bench takes one model file\n",
+                         options.path, model.files().size());
+      return kExitUsage;
+    }
+    const std::string& file = model.files()[0].path;
+    const Selection selection = select_tensors(model, options.bytes_per_run);
+    std::uint64_t model_bytes = 0;
+    for (const TensorInfo& t : model.tensors()) model_bytes += t.nbytes;
+
+    // Warm the page cache once (untimed): every row measures the warm case.
+    const Residency cold = page_cache_residency(model);
+    {
+      std::vector<std::byte> chunk(std::size_t{8} << 20);
+      for (std::uint64_t at = 0; at < model.files()[0].size; at += chunk.size()) {
+        const std::uint64_t n = std::min<std::uint64_t>(chunk.size(), model.files()[0].size - at);
+        read_fully(file, at, std::span(chunk).first(static_cast<std::size_t>(n)));
+      }
+    }
+
+    // Requests: every tensor for the mapped rows, the selection for copies and conversion.
+    const auto requests = [&](bool all, std::optional<DType> dtype) {
+      std::vector<TensorRequest> out_requests;
+      const std::set<std::string> chosen(selection.names.begin(), selection.names.end());
+      for (const TensorInfo& t : model.tensors()) {
+        if (!all && chosen.count(t.name) == 0) continue;
+        TensorRequest r;
+        r.name = t.name;
+        r.device.alignment = natural_alignment(t.dtype);
+        if (dtype && t.dtype != *dtype && can_convert(t.dtype, *dtype)) r.dtype = dtype;
+        out_requests.push_back(std::move(r));
+      }
+      return out_requests;
+    };
+    const auto all_mapped = requests(true, std::nullopt);
+    const auto selected = requests(false, std::nullopt);
+    const auto selected_f32 = requests(false, DType::F32);
+
+    std::set<std::string> notes;
+    const auto load_options = [&](bool mmap, bool direct, bool populate) {
+      LoadOptions o;
+      o.use_mmap = mmap;
+      o.direct_io = direct;
+      o.workers = options.threads;
+      o.cache.populate = populate;
+      o.cache_from_env = false;  // the rows compare the modes, not the user's flags
+      return o;
+    };
+    const auto timed_load = [&](const std::vector<TensorRequest>& r, const LoadOptions& o) {
+      // Time to ready: open and index, plan, map or copy. Freeing is not part of it.
+      std::optional<LoadedModel> loaded;
+      const auto start = Clock::now();
+      const Model opened = open_model(options.path);
+      loaded = load(opened, r, o);
+      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      for (const auto& note : loaded->report.notes) notes.insert(note);
+      return seconds;
+    };
+
+    // The memcpy floor's buffers are pre-faulted once: it measures memory bandwidth alone.
+    const auto range = static_cast<std::size_t>(selection.range_bytes);
+    std::vector<std::byte> memcpy_src(range);
+    std::vector<std::byte> memcpy_dst(range);
+    read_fully(file, selection.offset, memcpy_src);
+
+    std::vector<Row> floors = {
+        {"index-only open", [&] { (void)open_model(options.path); }, {}},
+        {"read() into a new buffer",
+         [&] {
+           // A fresh allocation, as a loader's buffers are: its page faults count.
+           const std::unique_ptr<std::byte[]> buffer(new std::byte[range]);
+           read_fully(file, selection.offset, std::span(buffer.get(), range));
+         },
+         {}},
+        {"read() into a pre-faulted buffer",
+         [&] { read_fully(file, selection.offset, memcpy_dst); },
+         {}},
+        {"memcpy (pre-faulted)",
+         [&] { std::memcpy(memcpy_dst.data(), memcpy_src.data(), range); },
+         {}},
+    };
+    std::vector<Row> modes = {
+        {"mmap", [&] { (void)timed_load(all_mapped, load_options(true, false, false)); }, {}},
+        {"mmap + populate",
+         [&] { (void)timed_load(all_mapped, load_options(true, false, true)); },
+         {}},
+        {"pread copy", [&] { (void)timed_load(selected, load_options(false, false, false)); }, {}},
+        {"O_DIRECT copy",
+         [&] { (void)timed_load(selected, load_options(false, true, false)); },
+         {}},
+    };
+    const bool can_convert_rows = selection.convertible > 0;
+    if (can_convert_rows) {
+      modes.push_back({"convert to f32",
+                       [&] { (void)timed_load(selected_f32, load_options(true, false, false)); },
+                       {}});
+    }
+
+    const unsigned runs = std::max(options.runs, 1u);
+    ProgressBar bar(err, options.progress, runs * (floors.size() + modes.size()));
+    // Rows take turns within each run, so a noisy moment hits all of them alike.
+    for (unsigned run = 0; run < runs; ++run) {
+      for (auto* rows : {&floors, &modes}) {
+        for (Row& row : *rows) {
+          bar.step(row.name);
+          row.seconds.push_back(seconds_of(row.run));
+        }
+      }
+    }
+    bar.finish();
+
+    const double open_s = median(floors[0].seconds);
+    const double read_s = median(floors[1].seconds);
+    const double read_warm_s = median(floors[2].seconds);
+    const double memcpy_s = median(floors[3].seconds);
+    const std::uint64_t copy_bytes = selection.tensor_bytes;
+
+    out << fmt::format("weightmap bench {}: {} tensors, {} of tensor data, {}\n", file,
+                       model.tensors().size(), human_bytes(model_bytes),
+                       file_format_name(model.files()[0].format));
+    out << fmt::format(
+        "environment: convert {}, {} copy workers, {} runs (medians), page cache warm ({} of {} "
+        "resident before the warm-up read), WEIGHTMAP_MMAP_FLAGS not applied\n",
+        convert_implementation(), options.threads, runs, human_bytes(cold.resident_bytes),
+        human_bytes(cold.tensor_bytes));
+    out << fmt::format(
+        "copy rows and the read()/memcpy floors use the first {} tensors in file order ({}); "
+        "mmap rows map all {}\n\n",
+        selection.names.size(), human_bytes(copy_bytes), model.tensors().size());
+
+    out << fmt::format("{:<32} {:>10} {:>11} {:>7}\n", "floor", "median", "bytes", "GB/s");
+    out << fmt::format("{:<32} {:>8.4f} s\n", floors[0].name, open_s);
+    out << fmt::format("{:<32} {:>8.4f} s {:>11} {:>7}\n", floors[1].name, read_s,
+                       human_bytes(selection.range_bytes), gbps(selection.range_bytes, read_s));
+    out << fmt::format("{:<32} {:>8.4f} s {:>11} {:>7}\n", floors[2].name, read_warm_s,
+                       human_bytes(selection.range_bytes),
+                       gbps(selection.range_bytes, read_warm_s));
+    out << fmt::format("{:<32} {:>8.4f} s {:>11} {:>7}\n\n", floors[3].name, memcpy_s,
+                       human_bytes(selection.range_bytes), gbps(selection.range_bytes, memcpy_s));
+
+    out << fmt::format("{:<32} {:>10} {:>11} {:>7}  {}\n", "mode", "median", "bytes", "GB/s",
+                       "ratio to the floors (bandwidth; >1 is faster)");
+    for (const Row& row : modes) {
+      const double s = median(row.seconds);
+      const bool mapped = row.name.starts_with("mmap");
+      if (mapped) {
+        out << fmt::format("{:<32} {:>8.4f} s {:>11} {:>7}  {:.2f}x the time of index-only open\n",
+                           row.name, s, human_bytes(model_bytes), "-", open_s > 0 ? s / open_s : 0);
+        continue;
+      }
+      // Bandwidth ratios: bytes read from the file per second against the floors' (>1 faster).
+      const double bw = static_cast<double>(copy_bytes) / s;
+      const double read_bw = static_cast<double>(selection.range_bytes) / read_s;
+      const double read_warm_bw = static_cast<double>(selection.range_bytes) / read_warm_s;
+      const double memcpy_bw = static_cast<double>(selection.range_bytes) / memcpy_s;
+      out << fmt::format(
+          "{:<32} {:>8.4f} s {:>11} {:>7}  {:.2f}x read() new, {:.2f}x read() pre-faulted, "
+          "{:.2f}x memcpy\n",
+          row.name, s, human_bytes(copy_bytes), gbps(copy_bytes, s), bw / read_bw,
+          bw / read_warm_bw, bw / memcpy_bw);
+    }
+    if (!can_convert_rows) {
+      out << fmt::format("{:<32} skipped: no tensor in the selection converts to f32\n",
+                         "convert to f32");
+    }
+    for (const std::string& note : notes) out << "note: " << note << '\n';
+    return kExitOk;
+  } catch (const Error& e) {
+    err << "weightmap: " << e.what() << '\n';
+    return kExitError;
+  }
+}
+
+Subcommand add_bench_command(CLI::App& parent) {
+  struct Parsed {
+    BenchOptions options;
+    std::string bytes_per_run = "1G";
+  };
+  auto parsed = std::make_shared<Parsed>();
+  CLI::App* command = parent.add_subcommand(
+      "bench",
+      "Run the loading modes side by side on one model file (mmap, mmap+populate, pread copy, "
+      "O_DIRECT copy, convert to f32), warm cache, and print medians with ratios to floors "
+      "measured in the same run (index-only open, one plain read(), memcpy).");
+  command->add_option("PATH", parsed->options.path, "One .safetensors or .gguf file")->required();
+  command->add_option("--runs", parsed->options.runs, "Runs per row (the table shows medians)")
+      ->check(CLI::Range(1u, 1000u))
+      ->capture_default_str();
+  command
+      ->add_option("--bytes-per-run", parsed->bytes_per_run,
+                   "Copy and convert rows use the first tensors up to this many bytes (2G, "
+                   "512M, ...): bounds memory, which the memcpy floor doubles")
+      ->check(CLI::Validator(
+          [](const std::string& text) {
+            return parse_byte_size(text) ? std::string() : "not a size like 1G or 512M: " + text;
+          },
+          "SIZE"))
+      ->capture_default_str();
+  command->add_option("--threads", parsed->options.threads, "Loader copy workers")
+      ->check(CLI::Range(1u, 256u))
+      ->capture_default_str();
+  return {command, [parsed](std::ostream& out, std::ostream& err) {
+            BenchOptions options = parsed->options;
+            options.bytes_per_run = *parse_byte_size(parsed->bytes_per_run);
+            options.progress = ::isatty(STDERR_FILENO) == 1;
+            return run_bench(options, out, err);
+          }};
+}
+
+}  // namespace weightmap::cli
