@@ -282,7 +282,8 @@ TEST(PageCacheTest, CopiedTensorsLeaveNoSecondCopyInThePageCacheWithDontneed) {
   const auto requests = request_all(model);
   const LoadedModel loaded = load(model, requests, options);
   EXPECT_EQ(loaded.report.loaded_tensors, 16u);
-  EXPECT_LT(page_cache_residency(model).resident_bytes, 2 * kMiB);
+  EXPECT_LT(page_cache_residency(model).resident_bytes, 2 * kMiB)
+      << page_cache_residency(model).resident_bytes;
 }
 
 TEST(PageCacheTest, LoadAppliesTheEnvironmentFlagsAndWarnsOnAnUnknownWord) {

@@ -138,6 +138,22 @@ struct LoadState {
     const loader::CopyStats stats = loader::run_copy_jobs(jobs, sources, settings);
     report.workers = stats.workers;
     report.peak_staging_bytes = stats.peak_staging_bytes;
+    if (policy.dontneed_on_release) drop_read_ranges(jobs, readers);
+  }
+
+  // Workers drop each tensor's range once copied, but readahead they started can land after
+  // a neighbour's drop: one more pass over everything read, now that all reads are done.
+  void drop_read_ranges(const std::vector<loader::CopyJob>& jobs,
+                        const std::vector<std::unique_ptr<io::FileReader>>& readers) {
+    std::vector<std::vector<loader::ByteRange>> ranges(readers.size());
+    for (const auto& job : jobs) ranges[job.file].push_back({job.offset, job.file_bytes});
+    for (std::size_t i = 0; i < readers.size(); ++i) {
+      if (!readers[i]) continue;
+      for (const auto& range : loader::merge_ranges(std::move(ranges[i]), readers[i]->size())) {
+        io::advise_file(readers[i]->descriptor(), range.offset, range.bytes, io::Advice::dontneed,
+                        readers[i]->name());
+      }
+    }
   }
 
   // The read-side hints of the policy, on the whole file: one call each.
