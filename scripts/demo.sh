@@ -2,7 +2,8 @@
 # A tour of weightmap on a fresh Debian 12 machine: installs dependencies, builds the CLI
 # (Release, no tests) in build-demo/, writes sample models into out/demo/ (two tiny ones from
 # scripts/make_sample_model.py, one with a vocabulary; two 256 MiB ones from `weightmap
-# sample`) and inspects them.
+# sample`) and inspects them; then a 512 MiB f16 model of 1,000 tensors, loaded once with
+# `weightmap load --json` and measured with `weightmap bench` (all modes, floors, ratios).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -32,3 +33,9 @@ run "$weightmap" inspect "$out/tiny-llama.gguf" --metadata --filter 'blk.0.*'
 run "$weightmap" inspect --prefix sd. "$out/tiny-diffusion.safetensors" --prefix llm. \
   "$out/tiny-llama.gguf" --filter '*.conv_in.*'
 run "$weightmap" inspect "$out/tiny-diffusion.safetensors" --json --filter '*.decoder.conv_in.*'
+
+# Loading: a 512 MiB f16 model, every tensor mapped, then every mode side by side.
+run "$weightmap" sample --format safetensors --size 512M --tensors 1000 --dtype f16 \
+  "$out/bench-f16.safetensors"
+run "$weightmap" load "$out/bench-f16.safetensors" --json
+run "$weightmap" bench "$out/bench-f16.safetensors" --runs 5
