@@ -200,8 +200,6 @@ WEIGHTMAP_AVX2 void f64_to_f32(const std::byte* src, std::byte* dst, std::size_t
   run_steps<8, 4, F64ToF32>(src, dst, n);
 }
 
-// CPUID directly: clang 14's __builtin_cpu_supports does not know "f16c". AVX registers
-// also need the OS to save them (OSXSAVE and XCR0's SSE and AVX state bits).
 bool cpu_has_avx2_f16c() noexcept {
   __builtin_cpu_init();  // needed when this runs before other static constructors
   // The builtin also checks that the OS saves the YMM registers. clang 14 does not know
