@@ -163,7 +163,9 @@ void f8_e5m2_to_f32(const std::byte* src, std::byte* dst, std::size_t n) {
 void f64_to_f32(const std::byte* src, std::byte* dst, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
     // IEEE 754 (asserted above) defines this for every input: round to nearest even in the
-    // default mode, infinity beyond the range, NaN stays NaN (quiet).
+    // default mode, infinity beyond the range, NaN stays NaN (quiet). The one conversion that
+    // uses the FPU: a caller that set flush-to-zero gets 0 for subnormal results here (and
+    // in the vector kernel alike).
     store(dst + 4 * i, static_cast<float>(load<double>(src + 8 * i)));
   }
 }
