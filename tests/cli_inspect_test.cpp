@@ -345,9 +345,10 @@ TEST_F(CliInspectTest, FileOfNoKnownFormatIsExitCodeOne) {
   const auto path = write_file("notes.txt", "hello, world");
   const auto result = cli({"inspect", path});
   EXPECT_EQ(result.code, 1);
-  EXPECT_EQ(result.err, fmt::format("weightmap: {}: not a model file weightmap can read "
-                                    "(expected safetensors or GGUF) (byte 0)\n",
-                                    path));
+  EXPECT_EQ(result.err,
+            fmt::format("weightmap: {}: not a model file weightmap can read "
+                        "(expected safetensors, GGUF or a PyTorch zip checkpoint) (byte 0)\n",
+                        path));
 }
 
 TEST_F(CliInspectTest, UsageErrorsAreExitCodeTwo) {

@@ -245,8 +245,29 @@ TEST(ModelFolder, WithoutModelFilesIsAnError) {
     EXPECT_EQ(error.code(), ErrorCode::not_found);
     EXPECT_EQ(std::string(error.what()),
               dir.path().string() +
-                  ": the folder holds no model files (*.safetensors, *.gguf, "
-                  "*.safetensors.index.json)");
+                  ": the folder holds no model files (*.safetensors, *.safetensors.index.json, "
+                  "*.gguf, *.ckpt, *.pt, *.pth, *.bin)");
+  }
+}
+
+TEST(ModelFolder, PytorchBinTwinsOfSafetensorsWeightsAreLeftOut) {
+  TempDir dir;
+  testing::write_file(dir / "model.safetensors", SafetensorsBuilder().add("w", "F32", {2}).bytes());
+  // Not even a zip: reading it would fail, so the test shows it is never opened.
+  testing::write_file(dir / "pytorch_model.bin", std::string_view("not a checkpoint"));
+  const Model model = open_model(dir.path());
+  ASSERT_EQ(model.files().size(), 1u);
+  EXPECT_EQ(model.files()[0].path, dir / "model.safetensors");
+}
+
+TEST(ModelFolder, BinFilesAreReadWhenThereAreNoSafetensorsWeights) {
+  TempDir dir;
+  testing::write_file(dir / "pytorch_model.bin", std::string_view("not a checkpoint"));
+  try {
+    open_model(dir.path());
+    FAIL() << "the .bin file was not read";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.file(), dir / "pytorch_model.bin");
   }
 }
 

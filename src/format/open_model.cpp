@@ -92,7 +92,7 @@ class ModelBuilder {
     }
     if (!format) {
       throw Error(ErrorCode::unsupported,
-                  "not a model file weightmap can read (expected safetensors or GGUF)",
+                  "not a model file weightmap can read (expected safetensors, GGUF or a PyTorch zip checkpoint)",
                   {reader.name(), {}, 0});
     }
     switch (*format) {
@@ -209,9 +209,19 @@ class ModelBuilder {
     }
     if (indexes.empty() && files.empty()) {
       throw Error(ErrorCode::not_found,
-                  "the folder holds no model files (*.safetensors, *.gguf, "
-                  "*.safetensors.index.json)",
+                  "the folder holds no model files (*.safetensors, *.safetensors.index.json, "
+                  "*.gguf, *.ckpt, *.pt, *.pth, *.bin)",
                   {path});
+    }
+    // Hugging Face repositories ship the same weights twice, as *.safetensors and as PyTorch
+    // *.bin files; reading both would only find every name twice. Where a folder has
+    // safetensors weights its *.bin files are left out (other PyTorch suffixes stay in).
+    const bool has_safetensors =
+        !indexes.empty() || std::any_of(files.begin(), files.end(), [](const std::string& file) {
+          return ends_with(file, ".safetensors");
+        });
+    if (has_safetensors) {
+      std::erase_if(files, [](const std::string& file) { return ends_with(file, ".bin"); });
     }
 
     struct Group {
