@@ -1,0 +1,262 @@
+// `weightmap load`: the same checksum mapped and copied, the JSON report's keys and values,
+// conversion of every tensor, warnings that do not fail, and exit codes.
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "weightmap/cli.hpp"
+#include "weightmap/load_command.hpp"
+#include "weightmap/model.hpp"
+#include "weightmap/proc_memory.hpp"
+#include "weightmap/sample.hpp"
+#include "weightmap/tensor_checksum.hpp"
+
+namespace weightmap::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+Result cli(std::vector<const char*> args) {
+  args.insert(args.begin(), "weightmap");
+  std::ostringstream out;
+  std::ostringstream err;
+  const int code = run_cli(static_cast<int>(args.size()), args.data(), out, err);
+  return {code, out.str(), err.str()};
+}
+
+// A small f16 sample model, written once per format.
+std::string sample_model(FileFormat format) {
+  const std::string path =
+      testing::TempDir() + (format == FileFormat::gguf ? "cli_load.gguf" : "cli_load.safetensors");
+  if (!fs::exists(path)) {
+    SampleOptions options;
+    options.path = path;
+    options.format = format;
+    options.size = std::uint64_t{2} << 20;
+    options.tensors = 40;
+    std::ostringstream out;
+    std::ostringstream err;
+    EXPECT_EQ(run_sample(options, out, err), kExitOk) << err.str();
+  }
+  return path;
+}
+
+struct Json {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+};
+
+std::unique_ptr<Json> parse(const std::string& text) {
+  auto json = std::make_unique<Json>();
+  EXPECT_EQ(json->parser.parse(text).get(json->root), simdjson::SUCCESS) << text;
+  return json;
+}
+
+std::uint64_t u64(const Json& json, const char* key) {
+  std::uint64_t value = 0;
+  EXPECT_EQ(json.root[key].get(value), simdjson::SUCCESS) << key;
+  return value;
+}
+
+std::string text(const Json& json, const char* key) {
+  std::string_view value;
+  EXPECT_EQ(json.root[key].get(value), simdjson::SUCCESS) << key;
+  return std::string(value);
+}
+
+TEST(CliLoad, MmapAndCopyGiveTheSameChecksum) {
+  for (const FileFormat format : {FileFormat::safetensors, FileFormat::gguf}) {
+    const std::string path = sample_model(format);
+    const Result mapped = cli({"load", path.c_str(), "--json"});
+    const Result copied = cli({"load", path.c_str(), "--json", "--no-mmap"});
+    const Result direct = cli({"load", path.c_str(), "--json", "--no-mmap", "--direct-io"});
+    const Result writable = cli({"load", path.c_str(), "--json", "--writable", "--threads", "1"});
+    ASSERT_EQ(mapped.code, kExitOk) << mapped.err;
+    ASSERT_EQ(copied.code, kExitOk) << copied.err;
+    ASSERT_EQ(direct.code, kExitOk) << direct.err;
+    ASSERT_EQ(writable.code, kExitOk) << writable.err;
+    const std::string checksum = text(*parse(mapped.out), "checksum");
+    EXPECT_EQ(checksum.size(), 16u);
+    EXPECT_EQ(text(*parse(copied.out), "checksum"), checksum);
+    EXPECT_EQ(text(*parse(direct.out), "checksum"), checksum);
+    EXPECT_EQ(text(*parse(writable.out), "checksum"), checksum);
+  }
+}
+
+TEST(CliLoad, JsonHasTheReportedFiguresMapped) {
+  const std::string path = sample_model(FileFormat::safetensors);
+  const Model model = open_model(path);
+  std::uint64_t bytes = 0;
+  for (const auto& t : model.tensors()) bytes += t.nbytes;
+
+  const Result r = cli({"load", path.c_str(), "--json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const auto json = parse(r.out);
+  EXPECT_EQ(u64(*json, "mapped_tensors"), model.tensors().size());
+  EXPECT_EQ(u64(*json, "mapped_bytes"), bytes);
+  EXPECT_EQ(u64(*json, "loaded_tensors"), 0u);
+  EXPECT_EQ(u64(*json, "loaded_bytes"), 0u);
+  EXPECT_EQ(u64(*json, "converted_tensors"), 0u);
+  double seconds = -1;
+  EXPECT_EQ(json->root["seconds"].get(seconds), simdjson::SUCCESS);
+  EXPECT_GE(seconds, 0.0);
+  EXPECT_LT(seconds, 60.0);
+  // Mapped pages are file-backed: touching them all must not show up as anonymous memory,
+  // and RssFile covers at least the part of the model that is still resident.
+  EXPECT_GT(u64(*json, "rss_anon_bytes"), 0u);
+  EXPECT_GT(u64(*json, "rss_file_bytes"), 0u);
+  EXPECT_GT(u64(*json, "pss_bytes"), 0u);
+  // Every page was touched, so all of it is resident (mincore counts whole pages, which can
+  // come to a little more than the tensor bytes).
+  EXPECT_GE(u64(*json, "page_cache_resident_after_bytes"), u64(*json, "page_cache_tensor_bytes"));
+}
+
+TEST(CliLoad, JsonCountsLoadedTensorsWithoutMmap) {
+  const std::string path = sample_model(FileFormat::gguf);
+  const Model model = open_model(path);
+  std::uint64_t bytes = 0;
+  for (const auto& t : model.tensors()) bytes += t.nbytes;
+
+  const Result r = cli({"load", path.c_str(), "--json", "--no-mmap", "--threads", "3"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const auto json = parse(r.out);
+  EXPECT_EQ(u64(*json, "mapped_tensors"), 0u);
+  EXPECT_EQ(u64(*json, "loaded_tensors"), model.tensors().size());
+  EXPECT_EQ(u64(*json, "loaded_bytes"), bytes);
+  EXPECT_EQ(u64(*json, "converted_tensors"), 0u);
+  // The loaded bytes live in anonymous memory.
+  EXPECT_GE(u64(*json, "rss_anon_bytes"), bytes);
+}
+
+TEST(CliLoad, DtypeF32ConvertsEveryTensorOfAnF16Model) {
+  const std::string path = sample_model(FileFormat::safetensors);
+  const Model model = open_model(path);
+  const Result r = cli({"load", path.c_str(), "--json", "--dtype", "f32"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const auto json = parse(r.out);
+  EXPECT_EQ(u64(*json, "converted_tensors"), model.tensors().size());
+  EXPECT_EQ(u64(*json, "loaded_tensors"), model.tensors().size());
+  EXPECT_EQ(u64(*json, "unconverted_tensors"), 0u);
+  std::uint64_t bytes = 0;
+  for (const auto& t : model.tensors()) bytes += t.nbytes;
+  EXPECT_EQ(u64(*json, "loaded_bytes"), 2 * bytes);
+}
+
+TEST(CliLoad, UnconvertibleDtypeIsReportedPerTensorNotAFailure) {
+  const std::string path = testing::TempDir() + "cli_load_q8.gguf";
+  SampleOptions options;
+  options.path = path;
+  options.format = FileFormat::gguf;
+  options.size = std::uint64_t{1} << 20;
+  options.tensors = 5;
+  options.dtype = DType::Q8_0;
+  std::ostringstream ignored;
+  ASSERT_EQ(run_sample(options, ignored, ignored), kExitOk);
+  const Model model = open_model(path);
+
+  const Result r = cli({"load", path.c_str(), "--json", "--dtype", "f32"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const auto json = parse(r.out);
+  EXPECT_EQ(u64(*json, "unconverted_tensors"), model.tensors().size());
+  EXPECT_EQ(u64(*json, "converted_tensors"), 0u);
+  EXPECT_EQ(u64(*json, "mapped_tensors"), model.tensors().size());
+  const std::string first = model.tensors().front().name;
+  EXPECT_NE(
+      r.err.find("weightmap load: " + first + ": cannot convert q8_0 to f32; loaded as q8_0\n"),
+      std::string::npos)
+      << r.err;
+}
+
+TEST(CliLoad, UnknownFlagsWordIsAWarning) {
+  const std::string path = sample_model(FileFormat::safetensors);
+  const Result r = cli({"load", path.c_str(), "--flags", "populate,bogus"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.err,
+            "weightmap load: warning: --flags: unknown word \"bogus\" ignored (known: sequential, "
+            "willneed, populate, dontneed, hugepage, random, mlock)\n");
+  EXPECT_NE(r.out.find("page-cache flags: populate"), std::string::npos) << r.out;
+}
+
+TEST(CliLoad, TextReportNamesEveryFigure) {
+  const std::string path = sample_model(FileFormat::safetensors);
+  const Result r = cli({"load", path.c_str()});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_TRUE(r.out.starts_with("memory-mapped 40 tensors in 1 files")) << r.out;
+  for (const char* part : {"checksum ", "anonymous", "file-backed", "PSS", "page cache: "}) {
+    EXPECT_NE(r.out.find(part), std::string::npos) << part << "\n" << r.out;
+  }
+}
+
+TEST(CliLoad, UsageErrorsExitTwo) {
+  const std::string path = sample_model(FileFormat::safetensors);
+  EXPECT_EQ(cli({"load"}).code, kExitUsage);
+  EXPECT_EQ(cli({"load", path.c_str(), "--dtype", "f33"}).code, kExitUsage);
+  EXPECT_EQ(cli({"load", path.c_str(), "--threads", "0"}).code, kExitUsage);
+  EXPECT_EQ(cli({"load", path.c_str(), "--alignment", "3"}).code, kExitUsage);
+  EXPECT_EQ(cli({"load", path.c_str(), "--no-such-option"}).code, kExitUsage);
+}
+
+TEST(CliLoad, MalformedFileExitsOneNamingIt) {
+  const std::string path = testing::TempDir() + "cli_load_bad.safetensors";
+  {
+    std::ofstream file(path, std::ios::binary);
+    file << "not a model at all, just some text";
+  }
+  const Result r = cli({"load", path.c_str()});
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_TRUE(r.err.starts_with("weightmap: " + path + ": ")) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+TEST(CliLoad, ChecksumDependsOnEveryByteAndTheOrder) {
+  std::vector<std::byte> bytes(1000, std::byte{7});
+  const std::uint64_t base = hash_bytes(bytes);
+  for (const std::size_t at :
+       {std::size_t{0}, std::size_t{31}, std::size_t{32}, std::size_t{995}, std::size_t{999}}) {
+    auto changed = bytes;
+    changed[at] = std::byte{8};
+    EXPECT_NE(hash_bytes(changed), base) << at;
+  }
+  EXPECT_NE(hash_bytes(std::span(bytes).first(999)), base);
+  TensorChecksum ab;
+  ab.add(std::span(bytes).first(10));
+  ab.add(std::span(bytes).first(20));
+  TensorChecksum ba;
+  ba.add(std::span(bytes).first(20));
+  ba.add(std::span(bytes).first(10));
+  EXPECT_NE(ab.value(), ba.value());
+}
+
+TEST(ProcMemory, ReadsKibFieldsAsBytes) {
+  const std::string status =
+      "Name:\tweightmap\nVmRSS:\t  12345 kB\nRssAnon:\t    1024 kB\nRssFile:\t  2048 kB\n"
+      "RssShmem:\t       0 kB\n";
+  EXPECT_EQ(proc_kib_field(status, "RssAnon"), std::uint64_t{1024} * 1024);
+  EXPECT_EQ(proc_kib_field(status, "RssFile"), std::uint64_t{2048} * 1024);
+  EXPECT_EQ(proc_kib_field(status, "RssShmem"), 0u);
+  EXPECT_EQ(proc_kib_field(status, "Rss"), std::nullopt);   // a prefix of a key is not the key
+  EXPECT_EQ(proc_kib_field(status, "Name"), std::nullopt);  // not a number
+  EXPECT_EQ(proc_kib_field(status, "Pss"), std::nullopt);
+  EXPECT_EQ(proc_kib_field("Pss:  7 kB", "Pss"), std::uint64_t{7} * 1024);  // no final newline
+  EXPECT_EQ(proc_kib_field("Pss: 99999999999999999999 kB\n", "Pss"), std::nullopt);
+}
+
+TEST(ProcMemory, ReadsThisProcess) {
+  const ProcessMemory memory = read_process_memory();
+  EXPECT_GT(memory.rss_anon_bytes + memory.rss_file_bytes, 0u);
+  EXPECT_GT(memory.pss_bytes, 0u);
+}
+
+}  // namespace
+}  // namespace weightmap::cli
