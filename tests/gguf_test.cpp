@@ -20,6 +20,7 @@
 #include "format/readers.hpp"
 #include "io/file_reader.hpp"
 #include "support/gguf_bytes.hpp"
+#include "support/shell_command.hpp"
 #include "weightmap/cli.hpp"
 #include "weightmap/dtype.hpp"
 #include "weightmap/error.hpp"
@@ -51,39 +52,7 @@ class TempDir {
   fs::path path_;
 };
 
-std::string shell_quote(const std::string& text) {
-  std::string out = "'";
-  for (const char c : text) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
-
-// Runs a script of tests/python with gguf-py importable; returns its output on failure.
-std::optional<std::string> run_python(const std::string& script,
-                                      const std::vector<std::string>& args) {
-  // fmt rather than operator+ chains: g++ 12 at -O3 reports a false -Wrestrict on those.
-  std::string command =
-      fmt::format("PYTHONPATH={} {} {}", shell_quote((kLlamaDir / "gguf-py").string()),
-                  shell_quote(WEIGHTMAP_TEST_PYTHON),
-                  shell_quote((fs::path(WEIGHTMAP_TEST_SCRIPTS_DIR) / script).string()));
-  for (const auto& arg : args) fmt::format_to(std::back_inserter(command), " {}", shell_quote(arg));
-  command += " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return "popen failed for: " + command;
-  std::string output;
-  std::array<char, 4096> buffer{};
-  while (const std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) {
-    output.append(buffer.data(), n);
-  }
-  const int status = ::pclose(pipe);
-  if (status != 0) return fmt::format("`{}` failed ({}):\n{}", command, status, output);
-  return std::nullopt;
-}
+using test::run_python_script;
 
 std::vector<fs::path> vocab_files() {
   std::vector<fs::path> files;
@@ -323,7 +292,8 @@ class GgufVocabFile : public ::testing::TestWithParam<fs::path> {};
 TEST_P(GgufVocabFile, CountsKeysValuesAndTensorsMatchGgufPyReader) {
   const fs::path& file = GetParam();
   const TempDir out;
-  if (const auto failure = run_python("gguf_dump.py", {out.path().string(), file.string()})) {
+  if (const auto failure =
+          run_python_script("gguf_dump.py", {out.path().string(), file.string()})) {
     FAIL() << *failure;
   }
   simdjson::dom::parser parser;
@@ -377,7 +347,7 @@ class GgufWrittenByGgufPy : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    write_failure_ = run_python("gguf_write_all_types.py", {dir_->path().string()});
+    write_failure_ = run_python_script("gguf_write_all_types.py", {dir_->path().string()});
   }
   static void TearDownTestSuite() {
     delete dir_;
@@ -457,8 +427,8 @@ TEST_F(GgufWrittenByGgufPy, MetadataOfEveryValueTypeIncludingNestedArrays) {
 
 TEST_F(GgufWrittenByGgufPy, MetadataMatchesGgufPyReaderToo) {
   const TempDir out;
-  if (const auto failure =
-          run_python("gguf_dump.py", {out.path().string(), path("metadata.gguf").string()})) {
+  if (const auto failure = run_python_script(
+          "gguf_dump.py", {out.path().string(), path("metadata.gguf").string()})) {
     FAIL() << *failure;
   }
   simdjson::dom::parser parser;

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "support/shell_command.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/inspect.hpp"
 #include "weightmap/mapped_file.hpp"
@@ -28,37 +29,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string shell_quote(const std::string& text) {
-  std::string out = "'";
-  for (const char c : text) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
-
-// Runs a shell command; returns its output, or nullopt (and the output in `failure`) when
-// it fails.
-std::optional<std::string> run(const std::string& command, std::string& failure) {
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) {
-    failure = "popen failed for: " + command;
-    return std::nullopt;
-  }
-  std::string output;
-  std::array<char, 4096> buffer{};
-  while (const std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) {
-    output.append(buffer.data(), n);
-  }
-  if (const int status = ::pclose(pipe); status != 0) {
-    failure = fmt::format("`{}` failed ({}):\n{}", command, status, output);
-    return std::nullopt;
-  }
-  return output;
-}
+using test::run_command;
+using test::shell_quote;
 
 struct ManifestTensor {
   std::string name;
@@ -80,9 +52,9 @@ class PytorchCheckpointTest : public ::testing::Test {
     dir_ = pattern;
     const std::string script =
         (fs::path(WEIGHTMAP_TEST_SCRIPTS_DIR) / "torch_write_fixtures.py").string();
-    if (!run(fmt::format("{} {} {}", shell_quote(WEIGHTMAP_TEST_PYTHON), shell_quote(script),
-                         shell_quote(dir_.string())),
-             setup_failure_)) {
+    if (!run_command(fmt::format("{} {} {}", shell_quote(WEIGHTMAP_TEST_PYTHON),
+                                 shell_quote(script), shell_quote(dir_.string())),
+                     setup_failure_)) {
       return;
     }
     std::ifstream in(dir_ / "manifest.json");
@@ -151,8 +123,8 @@ class PytorchCheckpointTest : public ::testing::Test {
       out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     }
     std::string failure;
-    const auto output =
-        run(fmt::format("cd {} && sha256sum -- *", shell_quote(bytes_dir.string())), failure);
+    const auto output = run_command(
+        fmt::format("cd {} && sha256sum -- *", shell_quote(bytes_dir.string())), failure);
     EXPECT_TRUE(output) << failure;
     std::vector<std::string> sums;
     std::istringstream lines(output.value_or(""));

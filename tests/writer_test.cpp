@@ -18,6 +18,7 @@
 
 #include "io/file_reader.hpp"
 #include "support/safetensors_bytes.hpp"
+#include "support/shell_command.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/model.hpp"
 
@@ -470,31 +471,6 @@ TEST(WriterGguf, RejectsBadInputsWithoutWritingAFile) {
 
 // --- gguf-py ---
 
-std::string shell_quote(const std::string& text) {
-  std::string out = "'";
-  for (const char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// Runs tests/python/SCRIPT with gguf-py importable; its output when it fails.
-std::optional<std::string> run_python(const std::string& script, const std::string& arg) {
-  const fs::path llama = WEIGHTMAP_LLAMA_SRC_DIR;
-  const std::string command = fmt::format(
-      "PYTHONPATH={} {} {} {} 2>&1", shell_quote((llama / "gguf-py").string()),
-      shell_quote(WEIGHTMAP_TEST_PYTHON),
-      shell_quote((fs::path(WEIGHTMAP_TEST_SCRIPTS_DIR) / script).string()), shell_quote(arg));
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return "popen failed for: " + command;
-  std::string output;
-  std::array<char, 4096> buffer{};
-  while (const std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) {
-    output.append(buffer.data(), n);
-  }
-  const int status = ::pclose(pipe);
-  if (status != 0) return fmt::format("`{}` failed ({}):\n{}", command, status, output);
-  return std::nullopt;
-}
-
 // tests/python/gguf_check_written.py knows these keys, tensors and the byte pattern.
 TEST(WriterGguf, GgufPyReadsOurFileWithValuesAndTensorsIntact) {
   if (!fs::exists(fs::path(WEIGHTMAP_LLAMA_SRC_DIR) / "gguf-py")) {
@@ -513,7 +489,8 @@ TEST(WriterGguf, GgufPyReadsOurFileWithValuesAndTensorsIntact) {
       {"blk.0.ffn_down.weight", DType::Q4_K, {2, 256}},
   };
   write_gguf(path, tensors, fill_pattern, options);
-  if (const auto failure = run_python("gguf_check_written.py", path)) FAIL() << *failure;
+  if (const auto failure = test::run_python_script("gguf_check_written.py", {path}))
+    FAIL() << *failure;
 }
 
 }  // namespace
