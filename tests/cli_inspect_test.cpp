@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "support/cli_run.hpp"
 #include "weightmap/cli.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/inspect.hpp"
@@ -89,11 +90,7 @@ class CliInspectTest : public ::testing::Test {
     return path;
   }
 
-  struct Result {
-    int code;
-    std::string out;
-    std::string err;
-  };
+  using Result = test::CliResult;
 
   static Result inspect(InspectOptions options) {
     std::ostringstream out, err;
@@ -101,14 +98,7 @@ class CliInspectTest : public ::testing::Test {
     return {code, out.str(), err.str()};
   }
 
-  static Result cli(std::vector<std::string> args) {
-    args.insert(args.begin(), "weightmap");
-    std::vector<const char*> argv;
-    for (const auto& arg : args) argv.push_back(arg.c_str());
-    std::ostringstream out, err;
-    const int code = run_cli(static_cast<int>(argv.size()), argv.data(), out, err);
-    return {code, out.str(), err.str()};
-  }
+  static Result cli(const std::vector<std::string>& args) { return test::run_cli_captured(args); }
 
   fs::path dir_;
   std::string tiny_;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "support/cli_run.hpp"
 #include "weightmap/cli.hpp"
 #include "weightmap/load_command.hpp"
 #include "weightmap/model.hpp"
@@ -21,19 +22,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int code;
-  std::string out;
-  std::string err;
-};
+using Result = test::CliResult;
 
-Result cli(std::vector<const char*> args) {
-  args.insert(args.begin(), "weightmap");
-  std::ostringstream out;
-  std::ostringstream err;
-  const int code = run_cli(static_cast<int>(args.size()), args.data(), out, err);
-  return {code, out.str(), err.str()};
-}
+Result cli(const std::vector<std::string>& args) { return test::run_cli_captured(args); }
 
 // A small f16 sample model, written once per format.
 std::string sample_model(FileFormat format) {

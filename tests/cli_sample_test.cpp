@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "io/file_reader.hpp"
+#include "support/cli_run.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "weightmap/cli.hpp"
 #include "weightmap/model.hpp"
@@ -23,19 +24,9 @@ namespace {
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-struct Result {
-  int code;
-  std::string out;
-  std::string err;
-};
+using Result = test::CliResult;
 
-Result cli(std::vector<const char*> args) {
-  args.insert(args.begin(), "weightmap");
-  std::ostringstream out;
-  std::ostringstream err;
-  const int code = run_cli(static_cast<int>(args.size()), args.data(), out, err);
-  return {code, out.str(), err.str()};
-}
+Result cli(const std::vector<std::string>& args) { return test::run_cli_captured(args); }
 
 Result sample(const SampleOptions& options) {
   std::ostringstream out;

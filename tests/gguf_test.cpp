@@ -19,6 +19,7 @@
 
 #include "format/readers.hpp"
 #include "io/file_reader.hpp"
+#include "support/cli_run.hpp"
 #include "support/gguf_bytes.hpp"
 #include "support/shell_command.hpp"
 #include "weightmap/cli.hpp"
@@ -201,12 +202,9 @@ std::optional<std::string> json_value_difference(simdjson::dom::element ours,
 
 // `weightmap inspect --json FILE`, through the same function the binary runs.
 std::string inspect_json(const fs::path& file) {
-  const std::string path = file.string();
-  const char* argv[] = {"weightmap", "inspect", "--json", path.c_str()};
-  std::ostringstream out, err;
-  const int status = cli::run_cli(4, argv, out, err);
-  EXPECT_EQ(status, cli::kExitOk) << err.str();
-  return out.str();
+  const auto result = test::run_cli_captured({"inspect", "--json", file.string()});
+  EXPECT_EQ(result.code, cli::kExitOk) << result.err;
+  return result.out;
 }
 
 // `expected` is a list of [key, type_name, value], in file order.
