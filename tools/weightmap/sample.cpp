@@ -8,25 +8,11 @@
 #include <ostream>
 
 #include "weightmap/error.hpp"
+#include "weightmap/human_bytes.hpp"
 #include "weightmap/sample_model.hpp"
 #include "weightmap/writer.hpp"
 
 namespace weightmap::cli {
-namespace {
-
-std::string human_bytes(std::uint64_t bytes) {
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes);
-  std::size_t unit = 0;
-  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
-    value /= 1024;
-    ++unit;
-  }
-  return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", value, kUnits[unit]);
-}
-
-}  // namespace
-
 int run_sample(const SampleOptions& options, std::ostream& out, std::ostream& err) {
   const bool gguf = options.format == FileFormat::gguf;
   if (!sample_dtype_supported(options.dtype, gguf)) {
