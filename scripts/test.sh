@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: installs dependencies, then
+# The whole test suite, as CI runs it: installs dependencies, builds ggml (CPU + RPC backends,
+# from node-llama-cpp's llama.cpp, cached in .deps/ by scripts/build-ggml.sh), then
 #   1. g++, Release, warnings as errors, in build/: builds everything (the benchmark too, so it
 #      keeps compiling, but does not run it) and runs ctest;
 #   2. clang++-14 with AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/, runs
@@ -18,10 +19,16 @@ step() { printf '\n== %s (%ds)\n' "$*" "$SECONDS"; }
 step "dependencies"
 scripts/install-deps.sh
 
+step "ggml (CPU + RPC backends) in .deps/"
+# One non-sanitized ggml serves both builds: the adapter calls ggml's C API only, and the
+# sanitizers check weightmap's side of every call.
+ggml_dir=$(scripts/build-ggml.sh)
+
 step "g++ Release build in build/"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ \
   -DCMAKE_C_COMPILER=gcc -DWEIGHTMAP_WERROR=ON -DWEIGHTMAP_BUILD_TESTS=ON \
-  -DWEIGHTMAP_BUILD_BENCH=ON -DWEIGHTMAP_SANITIZE=OFF
+  -DWEIGHTMAP_BUILD_BENCH=ON -DWEIGHTMAP_SANITIZE=OFF -DWEIGHTMAP_GGML=ON \
+  -DWEIGHTMAP_GGML_DIR="$ggml_dir"
 cmake --build build -j "$jobs"
 
 step "tests (g++ Release)"
@@ -30,7 +37,8 @@ step "tests (g++ Release)"
 step "clang++-14 ASan+UBSan build in build-asan/"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_C_COMPILER=clang-14 -DWEIGHTMAP_WERROR=ON \
-  -DWEIGHTMAP_SANITIZE=ON -DWEIGHTMAP_BUILD_TESTS=ON -DWEIGHTMAP_BUILD_BENCH=OFF
+  -DWEIGHTMAP_SANITIZE=ON -DWEIGHTMAP_BUILD_TESTS=ON -DWEIGHTMAP_BUILD_BENCH=OFF \
+  -DWEIGHTMAP_GGML=ON -DWEIGHTMAP_GGML_DIR="$ggml_dir"
 cmake --build build-asan -j "$jobs"
 
 step "tests (clang++-14 ASan+UBSan)"

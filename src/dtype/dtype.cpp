@@ -21,7 +21,7 @@ constexpr std::array kTable = {
     DTypeInfo{DType::Q5_0, "q5_0", 32, 2 + 4 + 16, "", true},
     DTypeInfo{DType::Q5_1, "q5_1", 32, 2 + 2 + 4 + 16, "", true},
     DTypeInfo{DType::Q8_0, "q8_0", 32, 2 + 32, "", true},
-    DTypeInfo{DType::Q8_1, "q8_1", 32, 4 + 4 + 32, "", true},
+    DTypeInfo{DType::Q8_1, "q8_1", 32, 2 + 2 + 32, "", true},  // f16 d and s, 32 quants
     DTypeInfo{DType::Q2_K, "q2_K", kQK, 2 + 2 + kQK / 16 + kQK / 4, "", true},
     DTypeInfo{DType::Q3_K, "q3_K", kQK, 2 + kQK / 4 + kQK / 8 + 12, "", true},
     DTypeInfo{DType::Q4_K, "q4_K", kQK, 2 + 2 + kQK / 2 + 12, "", true},

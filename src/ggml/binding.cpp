@@ -1,0 +1,20 @@
+// Binding: what bind() made, freed in the right order (ggml buffers before the mappings their
+// tensors point into).
+#include "ggml/binding_state.hpp"
+
+namespace weightmap::ggml {
+
+Binding::State::~State() {
+  for (ggml_backend_buffer_t buffer : buffers) ggml_backend_buffer_free(buffer);
+}
+
+Binding::Binding() : state_(std::make_unique<State>()) {}
+Binding::~Binding() = default;
+Binding::Binding(Binding&&) noexcept = default;
+Binding& Binding::operator=(Binding&&) noexcept = default;
+
+const BindReport& Binding::report() const noexcept { return state_->report; }
+
+std::span<const ggml_backend_buffer_t> Binding::buffers() const noexcept { return state_->buffers; }
+
+}  // namespace weightmap::ggml

@@ -1,0 +1,29 @@
+#include "ggml/device_target.hpp"
+
+#include "weightmap/error.hpp"
+
+namespace weightmap::ggml::detail {
+
+DeviceTarget device_target(const TensorDevice& where, std::string_view tensor_name) {
+  if (where.device == nullptr) {
+    throw Error(ErrorCode::invalid_argument, "the device callback gave no device",
+                {{}, printable(tensor_name)});
+  }
+  DeviceTarget target;
+  target.device = where.device;
+  target.device_name = ggml_backend_dev_name(where.device);
+  ggml_backend_dev_props props{};
+  ggml_backend_dev_get_props(where.device, &props);
+  target.cpu = props.type == GGML_BACKEND_DEVICE_TYPE_CPU;
+
+  ggml_backend_buffer_type_t device_default = ggml_backend_dev_buffer_type(where.device);
+  target.buffer_type = where.buffer_type != nullptr ? where.buffer_type : device_default;
+  // A buffer type other than the device's own (a CPU repacking type, a device's pinned host
+  // type) transforms or owns its memory: those tensors are always filled with tensor_set.
+  const bool default_type = target.buffer_type == device_default;
+  target.caps.reads_host_memory = default_type && (target.cpu || props.caps.buffer_from_host_ptr);
+  target.caps.alignment = ggml_backend_buft_get_alignment(target.buffer_type);
+  return target;
+}
+
+}  // namespace weightmap::ggml::detail
