@@ -1,0 +1,71 @@
+// A small transformer engine on ggml whose weights come from a safetensors file through
+// weightmap::ggml: RMS norms, multi-head self-attention, a GELU feed-forward block with biases,
+// residuals, and a q8_0 output projection that the adapter quantizes from the file's f16.
+#pragma once
+
+#include <ggml-backend.h>
+#include <ggml.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "weightmap/ggml.hpp"
+#include "weightmap/writer.hpp"
+
+namespace weightmap::examples {
+
+struct TinyTransformerConfig {
+  std::int64_t d_model = 64;
+  std::int64_t n_heads = 4;
+  std::int64_t d_ff = 256;
+  std::int64_t n_layers = 2;
+  std::int64_t n_tokens = 8;
+};
+
+// The file's tensors: matrices f16 (PyTorch layout, [out, in]), norms and biases f32.
+std::vector<TensorToWrite> tiny_transformer_tensors(const TinyTransformerConfig& config);
+
+// Writes the model with deterministic weights.
+void write_tiny_transformer(const std::string& path, const TinyTransformerConfig& config,
+                            std::uint32_t seed = 1);
+
+// Deterministic input activations (d_model x n_tokens).
+std::vector<float> tiny_transformer_input(const TinyTransformerConfig& config);
+
+// Which device holds a weight.
+using DeviceForWeight = std::function<ggml_backend_dev_t(std::string_view name)>;
+
+class TinyTransformer {
+ public:
+  // Opens the model, creates one weight context per device and binds it. Throws
+  // weightmap::Error from open_model or bind.
+  TinyTransformer(const std::string& model_path, const TinyTransformerConfig& config,
+                  const DeviceForWeight& device_for, const ggml::BindOptions& options = {});
+  ~TinyTransformer();
+  TinyTransformer(const TinyTransformer&) = delete;
+  TinyTransformer& operator=(const TinyTransformer&) = delete;
+
+  // One forward pass: input and output are d_model x n_tokens floats.
+  std::vector<float> forward(std::span<const float> input, int threads = 2);
+
+  const ggml::BindReport& report() const { return binding_.report(); }
+
+ private:
+  ggml_tensor* weight(const std::string& name) const { return weights_.by_name.at(name); }
+  ggml_tensor* build(ggml_context* ctx, ggml_tensor* x) const;
+
+  TinyTransformerConfig config_;
+  std::vector<ggml_context*> contexts_;
+  ggml::EngineTensors weights_;
+  ggml::Binding binding_;
+  std::vector<ggml_backend_t> backends_;  // CPU last, as the scheduler wants
+  ggml_backend_sched_t sched_ = nullptr;
+};
+
+}  // namespace weightmap::examples
