@@ -186,6 +186,16 @@ TEST(PlannerTest, UnrequestedTensorsAreListedInFileOrder) {
   EXPECT_EQ(p.unrequested_bytes, 64u + 8u + 24u);
 }
 
+TEST(PlannerTest, EachPlannedTensorNamesItsPlaceInTheIndex) {
+  const std::vector<TensorRequest> requests = {request("d"), request("b"), request("d")};
+  const Plan p = plan(test_model(), requests);
+  ASSERT_EQ(p.tensors.size(), 3u);
+  EXPECT_EQ(p.tensors[0].tensor, 3u);
+  EXPECT_EQ(p.tensors[1].tensor, 1u);
+  EXPECT_EQ(p.tensors[2].tensor, 3u);
+  EXPECT_EQ(p.unrequested, (std::vector<std::string>{"a", "c"}));
+}
+
 TEST(PlannerTest, ATypeConvertCannotProduceIsAnError) {
   TensorRequest r = request("a");
   r.dtype = DType::Q4_0;

@@ -103,6 +103,7 @@ enum class Placement {
 // The planner's decision for one request.
 struct PlannedTensor {
   std::size_t request = 0;  // index into the requests
+  std::size_t tensor = 0;   // index into model.tensors() (not for absent)
   Placement placement = Placement::absent;
   std::optional<Reason> reason;  // set when loaded
   std::uint32_t file = 0;        // where the bytes are (not for absent)

@@ -42,7 +42,7 @@ struct LoadState {
   }
 
   const TensorInfo& info(const PlannedTensor& planned) const {
-    return *model.find(requests[planned.request].name);
+    return model.tensors()[planned.tensor];
   }
 
   void check_element_counts() const {
@@ -175,7 +175,7 @@ struct LoadState {
     LoadedModel out;
     out.tensors.reserve(plan.tensors.size());
     for (std::size_t i = 0; i < plan.tensors.size(); ++i) {
-      const PlannedTensor& planned = plan.tensors[i];
+      PlannedTensor& planned = plan.tensors[i];
       const TensorRequest& request = requests[planned.request];
       if (planned.placement == Placement::absent) {
         report.missing_optional.push_back(request.name);
@@ -184,7 +184,7 @@ struct LoadState {
       TensorStorage storage;
       storage.name = request.name;
       storage.dtype = planned.dtype;
-      storage.shape = planned.shape;
+      storage.shape = std::move(planned.shape);  // the plan ends with this load
       storage.reason = planned.reason;
       if (planned.placement == Placement::mapped) {
         const auto& lease = leases[planned.file];

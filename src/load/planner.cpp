@@ -4,7 +4,7 @@
 #include <fmt/ranges.h>
 #include <unistd.h>
 
-#include <unordered_set>
+#include <vector>
 
 #include "load/mappable.hpp"
 #include "weightmap/convert.hpp"
@@ -116,11 +116,11 @@ PlannedTensor decide(const Model& model, const TensorInfo& tensor, const TensorR
 Plan plan(const Model& model, std::span<const TensorRequest> requests, const LoadOptions& options) {
   Plan out;
   out.tensors.reserve(requests.size());
-  std::unordered_set<std::string_view> requested;
-  requested.reserve(requests.size());
+  // By position in the index: one name lookup per request, none for the unrequested list.
+  const auto& tensors = model.tensors();
+  std::vector<bool> requested(tensors.size(), false);
   for (std::size_t i = 0; i < requests.size(); ++i) {
     const TensorRequest& request = requests[i];
-    requested.insert(request.name);
     const TensorInfo* tensor = model.find(request.name);
     if (tensor == nullptr) {
       if (!request.optional) {
@@ -138,6 +138,8 @@ Plan plan(const Model& model, std::span<const TensorRequest> requests, const Loa
     }
     PlannedTensor planned = decide(model, *tensor, request, options);
     planned.request = i;
+    planned.tensor = static_cast<std::size_t>(tensor - tensors.data());
+    requested[planned.tensor] = true;
     out.tensors.push_back(std::move(planned));
   }
 
@@ -155,10 +157,10 @@ Plan plan(const Model& model, std::span<const TensorRequest> requests, const Loa
     }
   }
 
-  for (const auto& tensor : model.tensors()) {
-    if (requested.contains(tensor.name)) continue;
-    out.unrequested.push_back(tensor.name);
-    out.unrequested_bytes += tensor.nbytes;
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    if (requested[i]) continue;
+    out.unrequested.push_back(tensors[i].name);
+    out.unrequested_bytes += tensors[i].nbytes;
   }
   return out;
 }
