@@ -30,7 +30,8 @@ TEST(CliBench, PrintsEveryModeAndFloorWithOneRun) {
   for (const char* row :
        {"\nindex-only open ", "\nread() into a new buffer ", "\nread() into a pre-faulted buffer ",
         "\nmemcpy (pre-faulted) ", "\nmmap ", "\nmmap + populate ", "\npread copy ",
-        "\nO_DIRECT copy ", "\nconvert to f32 ", "x the time of index-only open", "x read() new, ",
+        "\npread copy, caller's buffers ", "\nO_DIRECT copy ", "\nconvert to f32 ",
+        "\nconvert to f32, caller's buffers ", "x the time of index-only open", "x read() new, ",
         "environment: convert ", "1 runs (medians)"}) {
     EXPECT_NE(text.find(row), std::string::npos) << row << "\n" << text;
   }
