@@ -117,7 +117,7 @@ void MappedFile::advise(Advice advice, std::uint64_t offset, std::uint64_t n) {
 
 void MappedFile::populate_read(std::uint64_t offset, std::uint64_t n) {
   check_range(offset, n);
-  io::populate_read(base_ + offset, static_cast<std::size_t>(n), path_);
+  io::populate_read(base_ + offset, static_cast<std::size_t>(n), path_, offset);
 }
 
 void MappedFile::lock(std::uint64_t offset, std::uint64_t n) {

@@ -6,11 +6,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
 
 #include "weightmap/error.hpp"
+#include "weightmap/fault_guard.hpp"
 
 // Linux 5.14; older libc headers lack it, older kernels answer EINVAL.
 #ifndef MADV_POPULATE_READ
@@ -96,37 +98,54 @@ void advise_file(int fd, std::uint64_t offset, std::uint64_t len, Advice advice,
   }
 }
 
-void populate_read(const void* addr, std::size_t len, const std::string& path) {
+void populate_read(const void* addr, std::size_t len, const std::string& path,
+                   std::uint64_t file_offset) {
   if (len == 0) return;
   const PageRange range = whole_pages(addr, len);
   if (::madvise(range.begin, range.len, MADV_POPULATE_READ) == 0) return;
-  if (errno != EINVAL) {
+  const int error = errno;
+  if (error != EINVAL && error != EFAULT && error != EIO) {
     throw Error(ErrorCode::io,
-                fmt::format("madvise(MADV_POPULATE_READ) failed: {}", std::strerror(errno)),
-                {path});
+                fmt::format("madvise(MADV_POPULATE_READ) failed: {}", std::strerror(error)),
+                {path, {}, file_offset});
   }
-  // A kernel without MADV_POPULATE_READ: fault each page in by reading one byte of it.
+  // EINVAL: a kernel without MADV_POPULATE_READ. EFAULT or EIO: a page could not be read
+  // (the file shrank under the mapping, or the disk failed); touching the pages finds which
+  // one. Either way, fault each page in by reading one byte of it, guarded so that the page
+  // that cannot be read becomes an Error with its offset, not SIGBUS.
   const std::size_t page = page_size();
-  unsigned char sink = 0;
-  for (std::size_t at = 0; at < range.len; at += page) {
-    sink ^= *static_cast<const volatile unsigned char*>(static_cast<const void*>(range.begin + at));
+  const std::span<const std::byte> bytes(static_cast<const std::byte*>(addr), len);
+  guarded_read(bytes, {path, {}, file_offset}, [&range, page] {
+    unsigned char sink = 0;
+    for (std::size_t at = 0; at < range.len; at += page) {
+      sink ^=
+          *static_cast<const volatile unsigned char*>(static_cast<const void*>(range.begin + at));
+    }
+    static_cast<void>(sink);
+  });
+  if (error != EINVAL) {
+    // Every page read fine this time (the file grew back?): report what the kernel said.
+    throw Error(ErrorCode::io,
+                fmt::format("madvise(MADV_POPULATE_READ) failed: {}", std::strerror(error)),
+                {path, {}, file_offset});
   }
-  static_cast<void>(sink);
 }
 
-std::uint64_t resident_bytes(const void* addr, std::size_t len, const std::string& path) {
-  if (len == 0) return 0;
+std::vector<bool> resident_pages(const void* addr, std::size_t len, const std::string& path) {
+  if (len == 0) return {};
   const PageRange range = whole_pages(addr, len);
-  const std::size_t page = page_size();
-  std::vector<unsigned char> pages(range.len / page);
+  std::vector<unsigned char> pages(range.len / page_size());
   if (::mincore(range.begin, range.len, pages.data()) != 0) {
     throw Error(ErrorCode::io, fmt::format("mincore failed: {}", std::strerror(errno)), {path});
   }
-  std::uint64_t resident = 0;
-  for (const unsigned char state : pages) {
-    if ((state & 1U) != 0) resident += page;
-  }
+  std::vector<bool> resident(pages.size());
+  for (std::size_t i = 0; i < pages.size(); ++i) resident[i] = (pages[i] & 1U) != 0;
   return resident;
+}
+
+std::uint64_t resident_bytes(const void* addr, std::size_t len, const std::string& path) {
+  const std::vector<bool> pages = resident_pages(addr, len, path);
+  return static_cast<std::uint64_t>(std::count(pages.begin(), pages.end(), true)) * page_size();
 }
 
 std::string lock_failure_sentence(int error, std::uint64_t requested, std::uint64_t limit) {

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "weightmap/mapped_file.hpp"
 
@@ -22,12 +23,18 @@ void advise_file(int fd, std::uint64_t offset, std::uint64_t len, Advice advice,
 
 // Prefaults a range for reading only: MADV_POPULATE_READ where the kernel has it (EINVAL on
 // older kernels), otherwise reads one byte per page. Never makes private copies of a
-// copy-on-write mapping, unlike MAP_POPULATE. Throws Error(io) for a real failure (EFAULT
-// or EIO: the file shrank under the mapping).
-void populate_read(const void* addr, std::size_t len, const std::string& path);
+// copy-on-write mapping, unlike MAP_POPULATE. A page that cannot be read (the file shrank
+// under the mapping, or an I/O error) is found by touching the pages under a fault guard and
+// thrown as Error(io) naming `path` and its file offset (`file_offset` is that of `addr`),
+// never SIGBUS.
+void populate_read(const void* addr, std::size_t len, const std::string& path,
+                   std::uint64_t file_offset);
 
 // Bytes of [addr, addr+len) (whole pages) whose pages are in memory, by mincore.
 std::uint64_t resident_bytes(const void* addr, std::size_t len, const std::string& path);
+// The same per page: entry i tells whether the i-th page of [addr, addr+len) (widened to
+// whole pages) is in memory. For callers that split a file's residency among its tensors.
+std::vector<bool> resident_pages(const void* addr, std::size_t len, const std::string& path);
 
 // mlock; on failure throws Error(io) saying how much was asked, what RLIMIT_MEMLOCK allows,
 // and how to raise it.

@@ -187,7 +187,7 @@ int run_load(const LoadCommandOptions& options, std::ostream& out, std::ostream&
     const auto touch_start = Clock::now();
     TensorChecksum checksum;
     for (const TensorStorage& tensor : loaded.tensors) {
-      checksum.add(tensor.bytes);
+      checksum.add(tensor);
       m.tensor_bytes += tensor.bytes.size();
     }
     m.touch_seconds = seconds_since(touch_start);

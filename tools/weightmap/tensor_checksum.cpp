@@ -3,6 +3,9 @@
 #include <bit>
 #include <cstring>
 
+#include "weightmap/error.hpp"
+#include "weightmap/fault_guard.hpp"
+
 namespace weightmap::cli {
 namespace {
 
@@ -55,6 +58,20 @@ std::uint64_t hash_bytes(std::span<const std::byte> bytes) noexcept {
 
 void TensorChecksum::add(std::span<const std::byte> bytes) noexcept {
   state_ = avalanche(state_ ^ hash_bytes(bytes)) + kPrime3;
+}
+
+void TensorChecksum::add(const TensorStorage& tensor) {
+  if (!tensor.mapped || tensor.mapping == nullptr) {
+    add(tensor.bytes);
+    return;
+  }
+  const MappedFile& file = *tensor.mapping;
+  std::uint64_t hash = 0;
+  // The body only hashes (noexcept, no allocation): safe to abandon at a fault.
+  guarded_read(tensor.bytes,
+               {file.path(), printable(tensor.name), offset_in_mapping(file, tensor.bytes)},
+               [&hash, &tensor] { hash = hash_bytes(tensor.bytes); });
+  state_ = avalanche(state_ ^ hash) + kPrime3;
 }
 
 }  // namespace weightmap::cli

@@ -8,12 +8,18 @@
 #include <cstdint>
 #include <span>
 
+#include "weightmap/load.hpp"
+
 namespace weightmap::cli {
 
 class TensorChecksum {
  public:
   // Folds one tensor's bytes in; the order of calls matters.
   void add(std::span<const std::byte> bytes) noexcept;
+  // Folds one loaded tensor in. A mapped tensor is read under a fault guard: a file truncated
+  // (or failing) under its mapping throws Error(io) naming the file, the tensor and the byte,
+  // instead of killing the process with SIGBUS.
+  void add(const TensorStorage& tensor);
   std::uint64_t value() const noexcept { return state_; }
 
  private:
