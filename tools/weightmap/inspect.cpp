@@ -25,8 +25,8 @@ std::vector<const TensorInfo*> select_tensors(const Model& model,
   return selected;
 }
 
-// CLI11 collects positionals and --prefix values separately; its parse order tells which
-// prefix was in force when each path was read.
+}  // namespace
+
 std::vector<ModelSource> sources_in_order(const CLI::App& command, const CLI::Option* paths,
                                           const CLI::Option* prefixes) {
   std::vector<ModelSource> sources;
@@ -42,8 +42,6 @@ std::vector<ModelSource> sources_in_order(const CLI::App& command, const CLI::Op
   }
   return sources;
 }
-
-}  // namespace
 
 int run_inspect(const InspectOptions& options, std::ostream& out, std::ostream& err) {
   try {

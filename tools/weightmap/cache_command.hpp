@@ -1,0 +1,53 @@
+// `weightmap cache`: how much of a model's tensor data is in the page cache, per file and per
+// component (the --prefix given to its paths, or a tensor name's first dotted part), and the
+// two things to do about it: read it all in now (--prefetch) or drop it (--evict).
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "weightmap/cli.hpp"
+#include "weightmap/mapped_file.hpp"
+#include "weightmap/model.hpp"
+
+namespace weightmap::cli {
+
+struct CacheOptions {
+  std::vector<ModelSource> sources;  // paths, each with the --prefix given before it
+  bool prefetch = false;             // read every tensor's pages into the page cache first
+  bool evict = false;                // drop every file from the page cache first
+  bool json = false;                 // one JSON object instead of text
+  bool progress = false;             // a progress bar on `err` while prefetching (a terminal)
+};
+
+// Residency of a set of tensors, in exact tensor bytes (a page two tensors share counts for
+// each only with the bytes it holds of it, so components add up to their files).
+struct CacheUsage {
+  std::string name;  // the file's path, or the component's prefix
+  std::uint64_t bytes = 0;
+  std::uint64_t resident_bytes = 0;
+};
+
+// The component a tensor belongs to: the longest non-empty --prefix of `sources` its name
+// starts with (without a trailing '.'), else its name up to the first '.', else its name.
+std::string component_of(std::string_view tensor_name, const std::vector<ModelSource>& sources);
+
+// Reads the pages of every tensor of `model` into the page cache through `mappings` (read-only
+// mappings of its files, in Model::files() order), guarded: a page that cannot be read (a file
+// truncated or failing under the mapping) throws Error(io) naming the file, the tensor and the
+// byte, not SIGBUS. With `progress`, draws a bar on `err`.
+void prefetch_tensors(const Model& model, const std::vector<std::shared_ptr<MappedFile>>& mappings,
+                      bool progress, std::ostream& err);
+
+// Evicts or prefetches as asked, then prints the residency to `out`. On weightmap::Error
+// (a bad path, a file that changed, a page that cannot be read while prefetching: named with
+// its tensor) prints "weightmap: " + what() to `err` and returns kExitError.
+int run_cache(const CacheOptions& options, std::ostream& out, std::ostream& err);
+
+// Adds the `cache` subcommand to `parent`.
+Subcommand add_cache_command(CLI::App& parent);
+
+}  // namespace weightmap::cli
