@@ -4,12 +4,15 @@
 
 #include <algorithm>
 #include <bit>
+#include <cctype>
+#include <cstring>
 #include <map>
 #include <ostream>
 #include <type_traits>
 #include <variant>
 
 #include "weightmap/error.hpp"
+#include "weightmap/realign.hpp"
 
 namespace weightmap::cli {
 namespace {
@@ -125,6 +128,42 @@ bool misaligned_for_element(const TensorInfo& tensor) {
   return tensor.offset % info.block_bytes != 0;
 }
 
+// `text` as one shell word, quoted only when it needs to be, so the hint can be pasted.
+std::string shell_word(const std::string& text) {
+  const bool plain = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("_./+-=:,@%", c) != nullptr;
+  });
+  if (plain) return text;
+  std::string quoted = "'";
+  for (const char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+// Points at `weightmap realign` for each file it can rewrite that has tensors (other than
+// realign's own padding tensors) off the 32-byte boundary, with --padding-tensors when
+// reordering alone would leave some of them off realign's alignment.
+void write_realign_hint(const Model& model, std::ostream& out) {
+  for (std::uint32_t file = 0; file < model.files().size(); ++file) {
+    if (model.files()[file].format == FileFormat::pytorch_zip) continue;
+    std::vector<std::uint64_t> sizes;
+    bool misaligned = false;
+    for (const TensorInfo& tensor : model.tensors()) {
+      if (tensor.file != file) continue;
+      sizes.push_back(tensor.nbytes);
+      misaligned = misaligned || (tensor.offset % 32 != 0 && !is_padding_tensor(tensor));
+    }
+    if (!misaligned) continue;
+    const bool needs_padding =
+        model.files()[file].format == FileFormat::safetensors &&
+        !plan_safetensors_layout(sizes, kDefaultRealignment, false).unaligned.empty();
+    out << fmt::format(
+        "realign: `weightmap realign {} -o OUT{}` makes every tensor mappable for SIMD "
+        "kernels\n",
+        shell_word(printable(model.files()[file].path, 4096)),
+        needs_padding ? " --padding-tensors" : "");
+  }
+}
+
 void write_alignment(const Model& model, std::ostream& out) {
   const auto& tensors = model.tensors();
   if (tensors.empty()) return;
@@ -142,6 +181,7 @@ void write_alignment(const Model& model, std::ostream& out) {
   if (aligned32 < total) {
     out << fmt::format("misaligned: {} not on a 32-byte boundary (see the align column of --all)\n",
                        plural(total - aligned32, "tensor is", "tensors are"));
+    write_realign_hint(model, out);
   }
   const auto odd = static_cast<std::size_t>(
       std::count_if(tensors.begin(), tensors.end(), misaligned_for_element));

@@ -1,0 +1,106 @@
+#include "weightmap/realign_command.hpp"
+
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <ostream>
+
+#include "weightmap/error.hpp"
+#include "weightmap/human_bytes.hpp"
+
+namespace weightmap::cli {
+namespace {
+
+std::string plural(std::uint64_t count, std::string_view one, std::string_view many) {
+  return fmt::format("{} {}", count, count == 1 ? one : many);
+}
+
+void write_result(const RealignCommandOptions& options, const RealignResult& result,
+                  std::ostream& out) {
+  const std::uint32_t alignment = options.realign.alignment;
+  out << fmt::format("wrote {}: {}, {}, {}, alignment {}\n", options.output,
+                     file_format_name(result.format), plural(result.tensors, "tensor", "tensors"),
+                     human_bytes(result.size), alignment);
+  if (result.reordered) {
+    out << fmt::format(
+        "order: tensors whose size is not a multiple of {} bytes moved to the end (safetensors "
+        "allows no gaps between tensors)\n",
+        alignment);
+  }
+  if (result.padding_tensors > 0) {
+    out << fmt::format("padding: {} ({}) named __padding_N__ fill the gaps\n",
+                       plural(result.padding_tensors, "padding tensor", "padding tensors"),
+                       human_bytes(result.padding_bytes));
+  }
+  if (result.unaligned.empty()) {
+    out << fmt::format("every tensor starts on a {}-byte boundary\n", alignment);
+    return;
+  }
+  out << fmt::format(
+      "not aligned: {} not on a {}-byte boundary: safetensors allows no gaps, and the sizes "
+      "before {} do not add up to a multiple of {}\n",
+      plural(result.unaligned.size(), "tensor is", "tensors are"), alignment,
+      result.unaligned.size() == 1 ? "it" : "them", alignment);
+  for (const auto& [name, offset] : result.unaligned) {
+    out << fmt::format("  {} at byte {}\n", printable(name), offset);
+  }
+  out << "--padding-tensors aligns every tensor by filling the gaps with extra U8 tensors "
+         "(loaders that want exactly the model's tensors may refuse them)\n";
+}
+
+}  // namespace
+
+int run_realign(const RealignCommandOptions& options, std::ostream& out, std::ostream& err) {
+  try {
+    const RealignResult result = realign(options.input, options.output, options.realign);
+    write_result(options, result, out);
+    return kExitOk;
+  } catch (const Error& e) {
+    err << "weightmap: " << e.what() << '\n';
+    return kExitError;
+  }
+}
+
+Subcommand add_realign_command(CLI::App& parent) {
+  auto parsed = std::make_shared<RealignCommandOptions>();
+
+  CLI::App* command = parent.add_subcommand(
+      "realign",
+      "Rewrite a safetensors or GGUF file so that every tensor starts on a multiple of "
+      "--alignment bytes and can be mapped by SIMD kernels and devices that need it. "
+      "safetensors: tensors reordered, header padded; GGUF: general.alignment set, order and "
+      "metadata kept. See docs/realign.md.");
+  command->add_option("IN", parsed->input, "A .safetensors or .gguf file")->required();
+  command->add_option("-o,--output", parsed->output, "The file to write (never IN itself)")
+      ->type_name("OUT")
+      ->required();
+  command
+      ->add_option("--alignment", parsed->realign.alignment,
+                   "Byte alignment of every tensor's offset in the file")
+      ->type_name("N")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](const std::string& text) {
+            std::uint64_t value = 0;
+            try {
+              value = std::stoull(text);
+            } catch (const std::exception&) {
+            }
+            const bool power_of_two = value != 0 && (value & (value - 1)) == 0;
+            return power_of_two && value >= kMinRealignment && value <= kMaxRealignment
+                       ? std::string()
+                       : fmt::format("not a power of two from {} to {}: {}", kMinRealignment,
+                                     kMaxRealignment, text);
+          },
+          "N"));
+  command->add_flag("--padding-tensors", parsed->realign.padding_tensors,
+                    "safetensors: fill the gaps that reordering cannot avoid with extra U8 "
+                    "tensors named __padding_N__, so every tensor of the model is aligned");
+
+  return {command, [parsed](std::ostream& out, std::ostream& err) {
+            return run_realign(*parsed, out, err);
+          }};
+}
+
+}  // namespace weightmap::cli

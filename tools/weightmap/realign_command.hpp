@@ -1,0 +1,28 @@
+// `weightmap realign`: rewrites a safetensors or GGUF file with every tensor it can on a
+// chosen alignment, so devices that need that alignment map tensors instead of copying them.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+#include "weightmap/cli.hpp"
+#include "weightmap/realign.hpp"
+
+namespace weightmap::cli {
+
+struct RealignCommandOptions {
+  std::string input;
+  std::string output;
+  RealignOptions realign;
+};
+
+// Prints what was written, the order change, padding tensors and any tensor left off the
+// alignment (with what would align it) to `out`. On weightmap::Error prints
+// "weightmap: " + what() to `err` and returns kExitError.
+int run_realign(const RealignCommandOptions& options, std::ostream& out, std::ostream& err);
+
+// Adds the `realign` subcommand to `parent`.
+Subcommand add_realign_command(CLI::App& parent);
+
+}  // namespace weightmap::cli
