@@ -1,0 +1,236 @@
+// LoRA adapters: reading them (kohya, PEFT/diffusers, LoCon, full differences, GGUF adapters),
+// matching their modules to base tensors, and using them three ways:
+//  - immediately, patching the loaded weights in place (W += scale * up x down), with undo
+//    that drops the copy-on-write pages of mapped tensors instead of reading the model again;
+//  - at runtime, as (down, up, scale) lists the engine adds to its matrix products;
+//  - merged into a new model file, streaming.
+// See docs/lora.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "weightmap/load.hpp"
+#include "weightmap/model.hpp"
+#include "weightmap/writer.hpp"
+
+namespace weightmap {
+
+enum class LoraKind {
+  low_rank,   // up [out, r] x down [r, in] (kohya lora_up/lora_down, PEFT lora_B/lora_A, GGUF)
+  locon,      // convolution: down [r, in, kh, kw], up [out, r, 1, 1]
+  locon_mid,  // convolution with a mid (Tucker) factor: up x mid x down
+  diff,       // a full-weight difference: W += scale * diff
+};
+// "lora", "locon", "locon_mid", "diff".
+std::string_view lora_kind_name(LoraKind kind) noexcept;
+
+// How a file spells its modules.
+enum class LoraNaming {
+  kohya,  // lora_unet_down_blocks_0_..., .lora_up.weight / .lora_down.weight / .alpha
+  peft,   // base_model.model.x.y.lora_A.weight / .lora_B.weight (and diffusers' PEFT files)
+  gguf,   // a GGUF adapter (general.type = adapter): <base tensor>.lora_a / .lora_b
+};
+std::string_view lora_naming_name(LoraNaming naming) noexcept;
+
+enum class AlphaSource {
+  tensor,    // the module's own .alpha tensor (kohya)
+  metadata,  // adapter.lora.alpha (GGUF), lora_alpha / ss_network_alpha (safetensors)
+  option,    // LoraReadOptions::alpha
+  rank,      // none given: alpha = rank, a scale of 1
+};
+
+// The tensors of one LoRA module: what patches one base tensor.
+struct LoraModule {
+  // Without the part suffix: "lora_unet_input_blocks_1_1_proj_in",
+  // "base_model.model.model.layers.0.self_attn.q_proj", "blk.0.attn_q.weight".
+  std::string name;
+  // Appended to the mapped name to name the base tensor: ".weight" (".bias" for a
+  // .diff_b); empty for GGUF adapters, whose module names are base tensor names already.
+  std::string target_suffix;
+  LoraKind kind = LoraKind::low_rank;
+  // Entries of the LoRA file's model (the tensor's file, offset, dtype, shape).
+  std::optional<TensorInfo> up, down, mid, diff;
+  std::uint64_t rank = 0;  // 0 for a diff
+  float alpha = 0;         // the effective alpha: scale = multiplier * alpha / rank
+  AlphaSource alpha_source = AlphaSource::rank;
+};
+
+struct LoraFile {
+  Model model;  // the adapter file, validated by open_model
+  LoraNaming naming = LoraNaming::kohya;
+  std::vector<LoraModule> modules;   // in the file order of their first tensor
+  std::vector<std::string> ignored;  // tensors that belong to no module (reported, not used)
+
+  const std::string& path() const { return model.files().front().path; }
+};
+
+struct LoraReadOptions {
+  // Alpha for modules whose file gives none (PEFT keeps lora_alpha in adapter_config.json).
+  std::optional<float> alpha;
+};
+
+// Opens a LoRA file (safetensors or a GGUF adapter) and groups its tensors into modules.
+// Throws weightmap::Error: whatever open_model throws; Error(unsupported) "unsupported LoRA
+// kind X for tensor Y" for LoHa, LoKr, OFT, GLoRA, DoRA, IA3 and norm modules and for a GGUF
+// whose adapter.type is not "lora"; Error(malformed) for a module missing a part (up without
+// down), parts of different kinds, a rank that differs between up and down, or an .alpha
+// that is not one finite f32/f16/bf16 value. Tensors with no LoRA suffix are listed in
+// `ignored`.
+LoraFile read_lora(const std::string& path, const LoraReadOptions& options = {});
+
+// --- Name matching -----------------------------------------------------------------------
+
+// A LoRA module name starting with `lora_prefix` names the base tensor `base_prefix` + the
+// rest (+ the module's target suffix). Kohya names replace every '.' with '_', which is
+// ambiguous ("a_b" may be "a.b" or "a_b"), so an underscore name is resolved against the set
+// of base tensor names: it matches the one base tensor whose name, with '.' read as '_',
+// equals it.
+struct LoraNameRule {
+  std::string lora_prefix;
+  std::string base_prefix;
+};
+
+// Tried in order; the first rule that names an existing base tensor wins. A module whose
+// name is a base tensor name as it stands (GGUF adapters) matches without any rule.
+struct LoraNameRules {
+  std::vector<LoraNameRule> rules;
+};
+
+// Stable-diffusion checkpoints (original layout): lora_unet_ -> model.diffusion_model.,
+// lora_te_ -> cond_stage_model.transformer., lora_te1_ -> conditioner.embedders.0.transformer.
+// (SDXL), diffusion_model. -> model.diffusion_model.; then the plain rules.
+LoraNameRules sd_lora_name_rules();
+// Names as they stand, and PEFT's base_model.model. prefix dropped.
+LoraNameRules plain_lora_name_rules();
+
+struct LoraTarget {
+  std::size_t module = 0;   // index into LoraFile::modules
+  std::string base_tensor;  // its name in the base model
+  // The base tensor as a matrix: rows = its outermost dimension, cols = the rest.
+  std::uint64_t rows = 0;
+  std::uint64_t cols = 0;
+};
+
+struct UnmatchedLoraModule {
+  std::string module;
+  // Base tensors the name could mean when it is ambiguous (two or more); empty when none.
+  std::vector<std::string> candidates;
+};
+
+struct LoraMatch {
+  std::vector<LoraTarget> targets;  // module order
+  std::vector<UnmatchedLoraModule> unmatched;
+};
+
+// Matches every module of `lora` to a base tensor and checks that its shapes fit (throws
+// Error(invalid_argument) naming the tensor when they do not: a LoRA for another model).
+// Unmatched modules are listed; with `strict` any of them is an Error(not_found) giving
+// their count and first names.
+LoraMatch match_lora(const LoraFile& lora, const Model& base, const LoraNameRules& rules,
+                     bool strict = false);
+
+// One LoRA as used on a base model.
+struct LoraUse {
+  std::shared_ptr<const LoraFile> lora;
+  LoraMatch match;
+  float multiplier = 1.0f;
+};
+
+// scale = multiplier * alpha / rank (multiplier alone for a diff), as every path computes it.
+float lora_scale(const LoraModule& module, float multiplier) noexcept;
+
+// Sets writes_in_place on the requests of exactly the tensors `uses` patch, so the planner
+// maps those copy-on-write (and only files holding them); adds a request for a target
+// nobody asked for.
+void mark_lora_targets(std::vector<TensorRequest>& requests, std::span<const LoraUse> uses);
+
+// One request per base tensor (file order), writes_in_place for the LoRA targets only.
+std::vector<TensorRequest> lora_requests(const Model& base, std::span<const LoraUse> uses);
+
+// --- Applying in place, and undoing ------------------------------------------------------
+
+struct LoraApplyOptions {
+  unsigned workers = 2;  // tensors patched in parallel
+  // f32 working space per worker: rows are patched in tiles of this many bytes, so patching
+  // never holds more than a tile (plus the LoRA module's factors) in f32 per worker.
+  std::size_t tile_bytes = std::size_t{1} << 20;
+};
+
+using LoraId = std::uint64_t;
+
+// Patches the tensors of a LoadedModel in place and takes patches back out. Patched tensors
+// must be writable (loaded buffers, or mapped copy-on-write: see mark_lora_targets) and
+// f32, f16 or bf16. The model and loaded model must outlive the patcher; one thread at a time.
+class LoraPatcher {
+ public:
+  LoraPatcher(const Model& base, LoadedModel& loaded, LoraApplyOptions options = {});
+  ~LoraPatcher();
+  LoraPatcher(const LoraPatcher&) = delete;
+  LoraPatcher& operator=(const LoraPatcher&) = delete;
+
+  // W += scale * delta for every target, written back in the tensor's own type. Everything is
+  // checked before the first byte is written: Error(not_found) for a target not loaded,
+  // Error(invalid_argument) for one that is not writable, Error(unsupported) "quantized base
+  // tensor X needs the ggml adapter". An I/O error reading the LoRA midway undoes what was
+  // written and is rethrown.
+  LoraId apply(const LoraUse& use);
+
+  // Takes the given applications out: mapped tensors drop their private pages (the file's
+  // bytes come back without a read) and get the LoRAs that stay re-applied, as do the parts
+  // of neighbouring tensors that shared those pages; loaded tensors are read from the file
+  // again. Error(not_found) for an id that is not applied (nothing changes then).
+  void undo(std::span<const LoraId> ids);
+  void undo(LoraId id) { undo(std::span<const LoraId>(&id, 1)); }
+  void undo_all();
+
+  std::vector<LoraId> applied() const;  // in application order
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// --- Runtime deltas ------------------------------------------------------------------------
+
+// What an engine adds to y = W x for one base tensor: y += scale * up (down x), with W seen
+// as a [rows, cols] matrix. For a diff, `full` holds the [rows, cols] difference instead
+// (rank 0, up and down empty): y += scale * full x. Factors are f32, row-major; a LoCon mid
+// factor is folded into `down`.
+struct LoraDelta {
+  std::uint64_t rows = 0;
+  std::uint64_t cols = 0;
+  std::uint64_t rank = 0;
+  std::vector<float> down;  // [rank, cols]
+  std::vector<float> up;    // [rows, rank]
+  std::vector<float> full;  // [rows, cols], diffs only
+  float scale = 0;
+};
+
+// Per base tensor, its deltas in `uses` order. The base weights are not touched (a read-only
+// mapping serves). Throws what reading the LoRA files throws.
+std::map<std::string, std::vector<LoraDelta>> lora_runtime_deltas(std::span<const LoraUse> uses);
+
+// --- Merging into a file -------------------------------------------------------------------
+
+struct LoraMergeOptions {
+  FileFormat format = FileFormat::safetensors;  // safetensors or gguf
+  std::size_t chunk_bytes = kDefaultWriteChunkBytes;
+};
+
+// Writes base + every LoRA of `uses` (applied in order, as LoraPatcher would) to `path`,
+// streaming: one chunk of the base and the current tensor's LoRA factors in memory at a
+// time. Metadata of the base is kept where the output format can hold it (strings into a
+// safetensors header). Throws Error(unsupported) for a quantized target, and what the writer
+// throws.
+WrittenFile write_merged_model(const Model& base, std::span<const LoraUse> uses,
+                               const std::string& path, const LoraMergeOptions& options = {});
+
+}  // namespace weightmap
