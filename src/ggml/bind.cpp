@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <set>
 #include <unordered_map>
@@ -85,18 +86,19 @@ class Binder {
   void check_inputs() {
     items_.reserve(tensors_.by_name.size());
     for (const auto& [name, tensor] : tensors_.by_name) {
-      const ErrorContext at{{}, printable(name), std::nullopt};
-      if (tensor == nullptr) throw Error(ErrorCode::invalid_argument, "the tensor is null", at);
+      // printable() only on the error path: this loop runs for every tensor.
+      const auto fail = [&name = name](const char* sentence) {
+        return Error(ErrorCode::invalid_argument, sentence, {{}, printable(name), std::nullopt});
+      };
+      if (tensor == nullptr) throw fail("the tensor is null");
       if (!index_.emplace(tensor, items_.size()).second) {
-        throw Error(ErrorCode::invalid_argument, "the same ggml tensor is listed under two names",
-                    at);
+        throw fail("the same ggml tensor is listed under two names");
       }
       if (tensor->data != nullptr || tensor->buffer != nullptr) {
-        throw Error(ErrorCode::invalid_argument,
-                    "the ggml tensor has data already (create weights in a no_alloc context)", at);
+        throw fail("the ggml tensor has data already (create weights in a no_alloc context)");
       }
       if (tensor->view_src != nullptr || !ggml_is_contiguous(tensor)) {
-        throw Error(ErrorCode::invalid_argument, "the ggml tensor is a view or not contiguous", at);
+        throw fail("the ggml tensor is a view or not contiguous");
       }
       items_.push_back({name, tensor});
     }
@@ -126,8 +128,18 @@ class Binder {
   // convert into but ggml can quantize into is requested as stored, read on the host.
   void describe() {
     requests_.reserve(items_.size());
+    std::map<std::pair<ggml_backend_dev_t, ggml_backend_buffer_type_t>, detail::DeviceTarget>
+        targets;
     for (auto& item : items_) {
-      item.target = detail::device_target(device_of_(item.name, *item.tensor), item.name);
+      // Device properties can cost a system call (CPU memory) or a round trip (RPC): asked
+      // once per device and buffer type.
+      const TensorDevice placed = device_of_(item.name, *item.tensor);
+      const auto key = std::make_pair(placed.device, placed.buffer_type);
+      auto known = targets.find(key);
+      if (known == targets.end()) {
+        known = targets.emplace(key, detail::device_target(placed, item.name)).first;
+      }
+      item.target = known->second;
       TensorRequest request;
       request.name = std::string(item.name);
       request.optional = options_.optional && options_.optional(item.name);

@@ -1,0 +1,149 @@
+// ggml_bind_bench: time-to-ready of a model bound to CPU ggml tensors with weightmap::ggml
+// (open_model + no_alloc context + bind, mmap on) against the core's own time-to-ready
+// (open_model + load of every tensor) in the same run, medians of --runs, page cache warm.
+// Writes the sample model (`weightmap sample`'s tensor mix, 1,000 tensors, 4 GiB) when it is
+// missing.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include "weightmap/ggml.hpp"
+#include "weightmap/load.hpp"
+#include "weightmap/model.hpp"
+#include "weightmap/sample_model.hpp"
+#include "weightmap/writer.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+void write_sample(const std::string& path, std::uint64_t bytes, std::size_t count,
+                  weightmap::DType dtype) {
+  const auto tensors = weightmap::cli::plan_sample_tensors(bytes, count, dtype);
+  const auto source = [&](std::size_t i, std::uint64_t offset, std::span<std::byte> out) {
+    weightmap::cli::fill_sample_bytes(1, dtype, i, offset, out);
+  };
+  if (path.ends_with(".gguf")) {
+    weightmap::write_gguf(path, tensors, source);
+  } else {
+    weightmap::write_safetensors(path, tensors, source);
+  }
+}
+
+// Reads the file once so every run starts with a warm page cache.
+void warm(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> buffer(std::size_t{8} << 20);
+  while (in.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || in.gcount() > 0) {
+  }
+}
+
+// The core's time-to-ready: every tensor as stored, for a reader with the CPU's alignment.
+double core_ready(const std::string& path, std::size_t alignment, std::size_t& mapped) {
+  const auto start = Clock::now();
+  const weightmap::Model model = weightmap::open_model(path);
+  std::vector<weightmap::TensorRequest> requests;
+  requests.reserve(model.tensors().size());
+  for (const auto& t : model.tensors()) {
+    weightmap::TensorRequest request;
+    request.name = t.name;
+    request.device.alignment = alignment;
+    requests.push_back(std::move(request));
+  }
+  const auto loaded = weightmap::load(model, requests);
+  const double seconds = seconds_since(start);
+  mapped = loaded.report.mapped_tensors;
+  return seconds;
+}
+
+// An engine's time-to-ready: open, create its tensors in a no_alloc context, bind to the CPU.
+double ggml_ready(const std::string& path, weightmap::ggml::BindReport& report) {
+  const auto start = Clock::now();
+  const weightmap::Model model = weightmap::open_model(path);
+  ggml_init_params params{ggml_tensor_overhead() * model.tensors().size(), nullptr, true};
+  ggml_context* context = ggml_init(params);
+  weightmap::ggml::EngineTensors tensors;
+  tensors.contexts = {context};
+  for (const auto& t : model.tensors()) {
+    const auto ne = weightmap::ggml::ne_of(t.shape);
+    ggml_tensor* tensor = ggml_new_tensor(context, weightmap::ggml::ggml_type_of(t.dtype),
+                                          static_cast<int>(t.shape.size()), ne.data());
+    ggml_set_name(tensor, t.name.c_str());
+    tensors.by_name.emplace(t.name, tensor);
+  }
+  ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+  double seconds = 0;
+  {
+    const auto binding = weightmap::ggml::bind(
+        model, tensors,
+        [&](std::string_view, const ggml_tensor&) { return weightmap::ggml::TensorDevice{cpu}; });
+    seconds = seconds_since(start);
+    report = binding.report();
+  }
+  ggml_free(context);
+  return seconds;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Time-to-ready of weightmap::ggml's bind against the core's load"};
+  std::string path = "out/ggml-bind-bench.safetensors";
+  std::string size = "4G";
+  std::size_t count = 1000;
+  int runs = 5;
+  app.add_option("model", path, "Model file (.safetensors or .gguf); written when missing")
+      ->capture_default_str();
+  app.add_option("--size", size, "Size of the model to write")->capture_default_str();
+  app.add_option("--tensors", count, "Tensors in the model to write")->capture_default_str();
+  app.add_option("--runs", runs, "Runs per mode")->check(CLI::Range(1, 1000));
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (!std::filesystem::exists(path)) {
+      const auto bytes = weightmap::cli::parse_byte_size(size);
+      if (!bytes) throw std::invalid_argument("--size: not a size: " + size);
+      std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+      fmt::print("writing {} ({} tensors, {})\n", path, count, size);
+      write_sample(path, *bytes, count, weightmap::DType::F16);
+    }
+    warm(path);
+    ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    const std::size_t alignment =
+        ggml_backend_buft_get_alignment(ggml_backend_dev_buffer_type(cpu));
+
+    std::vector<double> core, bound;
+    std::size_t core_mapped = 0;
+    weightmap::ggml::BindReport report;
+    for (int i = 0; i < runs; ++i) {
+      // Alternating, so drift on a shared machine hits both alike.
+      core.push_back(core_ready(path, alignment, core_mapped));
+      bound.push_back(ggml_ready(path, report));
+    }
+    fmt::print("{} ({:.2f} GiB), medians of {} runs, page cache warm\n", path,
+               static_cast<double>(std::filesystem::file_size(path)) / (1 << 30), runs);
+    fmt::print("  core open_model + load:            {:.4f} s ({} tensors mapped)\n", median(core),
+               core_mapped);
+    fmt::print("  ggml open_model + tensors + bind:  {:.4f} s ({})\n", median(bound),
+               report.summary_line());
+    fmt::print("  bind / core: {:.2f}x\n", median(bound) / median(core));
+    return 0;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "ggml_bind_bench: {}\n", e.what());
+    return 1;
+  }
+}
