@@ -3,16 +3,19 @@
 # (Release, no tests) in build-demo/, writes sample models into out/demo/ (two tiny ones from
 # scripts/make_sample_model.py, one with a vocabulary; two 256 MiB ones from `weightmap
 # sample`) and inspects them; then a 512 MiB f16 model of 1,000 tensors, loaded once with
-# `weightmap load --json` and measured with `weightmap bench` (all modes, floors, ratios).
+# `weightmap load --json` and measured with `weightmap bench` (all modes, floors, ratios);
+# last, examples/tiny_transformer: a small ggml engine whose weights weightmap::ggml binds
+# (mapped, then copied; the outputs must be bit-identical).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 scripts/install-deps.sh
 
+ggml_dir=$(scripts/build-ggml.sh)
 cmake -S . -B build-demo -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEIGHTMAP_BUILD_TESTS=OFF \
-  -DWEIGHTMAP_BUILD_BENCH=OFF >/dev/null
-cmake --build build-demo --target weightmap_cli -j "${WEIGHTMAP_JOBS:-2}" >/dev/null
+  -DWEIGHTMAP_BUILD_BENCH=OFF -DWEIGHTMAP_GGML=ON -DWEIGHTMAP_GGML_DIR="$ggml_dir" >/dev/null
+cmake --build build-demo --target weightmap_cli tiny_transformer -j "${WEIGHTMAP_JOBS:-2}" >/dev/null
 
 out=out/demo
 PYTHONPATH="$root/.deps/llama.cpp/gguf-py" /usr/bin/python3 scripts/make_sample_model.py "$out"
@@ -39,3 +42,6 @@ run "$weightmap" sample --format safetensors --size 512M --tensors 1000 --dtype 
   "$out/bench-f16.safetensors"
 run "$weightmap" load "$out/bench-f16.safetensors" --json
 run "$weightmap" bench "$out/bench-f16.safetensors" --runs 5
+
+# A ggml engine on bound weights: mapped, then copied, outputs compared bit for bit.
+run build-demo/tiny_transformer "$out/tiny-transformer"
