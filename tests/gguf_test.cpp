@@ -380,7 +380,9 @@ TEST_F(GgufWrittenByGgufPy, TensorsOfEveryTypeHaveDtypeShapeOffsetAndSize) {
 TEST_F(GgufWrittenByGgufPy, EveryGgmlTypeOfTheDtypeTableIsCovered) {
   const FileIndex index = read_file(path("all_types.gguf"));
   for (const DTypeInfo& info : all_dtypes()) {
-    if (!info.in_ggml) continue;
+    // Q8_1: gguf-py's block size disagrees with ggml's (see gguf_write_all_types.py); the
+    // ggml adapter's tests check our table against ggml itself.
+    if (!info.in_ggml || info.id == DType::Q8_1) continue;
     EXPECT_TRUE(std::any_of(index.tensors.begin(), index.tensors.end(),
                             [&](const TensorInfo& t) { return t.dtype == info.id; }))
         << "gguf-py wrote no tensor of type " << info.name;
