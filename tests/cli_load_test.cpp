@@ -196,6 +196,40 @@ TEST(CliLoad, UsageErrorsExitTwo) {
   EXPECT_EQ(cli({"load", path.c_str(), "--threads", "0"}).code, kExitUsage);
   EXPECT_EQ(cli({"load", path.c_str(), "--alignment", "3"}).code, kExitUsage);
   EXPECT_EQ(cli({"load", path.c_str(), "--no-such-option"}).code, kExitUsage);
+  EXPECT_EQ(cli({"load", path.c_str(), "--mode", "fast"}).code, kExitUsage);
+  EXPECT_EQ(cli({"load", path.c_str(), "--mode", "mmap", "--no-mmap"}).code, kExitUsage);
+}
+
+TEST(CliLoad, AutoIsTheDefaultModeAndSaysWhatItChosePerFile) {
+  const std::string path = sample_model(FileFormat::safetensors);
+  const Result r = cli({"load", path.c_str(), "--json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(text(*parse(r.out), "mode"), "auto");
+  for (const char* part : {"\"file_choices\": [{\"path\": ", "\"filesystem\": ",
+                           "\"mapped_tensors\": 40, \"loaded_tensors\": 0, "
+                           "\"resident_fraction\": null, \"read_with\": \"\", \"why\": \"40 "
+                           "mapped tensors: "}) {
+    EXPECT_NE(r.out.find(part), std::string::npos) << part << "\n" << r.out;
+  }
+  const Result fixed = cli({"load", path.c_str(), "--mode", "read"});
+  ASSERT_EQ(fixed.code, kExitOk) << fixed.err;
+  EXPECT_NE(fixed.out.find("\nmode: read\n"), std::string::npos) << fixed.out;
+  EXPECT_NE(fixed.out.find(": 0 mapped, 40 loaded with pread; the read mode\n"), std::string::npos)
+      << fixed.out;
+}
+
+TEST(CliLoad, OffloadLoadsEveryTensorAndKeepsTheChecksum) {
+  const std::string path = sample_model(FileFormat::gguf);
+  const Result mapped = cli({"load", path.c_str(), "--json", "--mode", "mmap"});
+  const Result offload = cli({"load", path.c_str(), "--json", "--offload"});
+  ASSERT_EQ(mapped.code, kExitOk) << mapped.err;
+  ASSERT_EQ(offload.code, kExitOk) << offload.err;
+  const auto json = parse(offload.out);
+  EXPECT_EQ(u64(*json, "mapped_tensors"), 0u);
+  EXPECT_EQ(u64(*json, "loaded_tensors"), 40u);
+  EXPECT_NE(offload.out.find("\"device_cannot_read_host_memory\": 40"), std::string::npos)
+      << offload.out;
+  EXPECT_EQ(text(*json, "checksum"), text(*parse(mapped.out), "checksum"));
 }
 
 TEST(CliLoad, MalformedFileExitsOneNamingIt) {

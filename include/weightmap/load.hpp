@@ -29,6 +29,13 @@ struct DeviceCaps {
   std::size_t alignment = 32;     // alignment of tensor data the device needs (power of two)
 };
 
+// Takes a Loaded tensor's bytes piece by piece instead of a buffer (an engine uploading to a
+// device): called from a copy worker with consecutive pieces of the tensor as the caller gets
+// it (converted), `offset` bytes into it, at most the worker's staging share at a time. Pieces
+// of one tensor come in order from one thread; different tensors' sinks run concurrently.
+// Throwing weightmap::Error fails the load with that error (the tensor's name added).
+using TensorSink = std::function<void(std::span<const std::byte> piece, std::uint64_t offset)>;
+
 struct TensorRequest {
   std::string name;
   std::optional<DType> dtype;                       // nullopt: the file's type
@@ -40,6 +47,9 @@ struct TensorRequest {
   // (the caller asked for the bytes there), reported as mapping_disabled.
   void* destination = nullptr;
   std::size_t destination_size = 0;
+  // Stream the bytes to this sink (see TensorSink) instead: the tensor is Loaded without a
+  // buffer and its TensorStorage has no bytes. Staging stays within staging_bytes_cap.
+  TensorSink sink;
 };
 
 // Why a tensor is Loaded (copied) rather than Mapped.
@@ -50,9 +60,11 @@ enum class Reason : std::uint8_t {
   device_cannot_read_host_memory,  // the device needs its own copy
   writes_on_read_only_mapping,     // writes in place wanted, copy-on-write mappings refused
   format_cannot_be_mapped,         // stored compressed or strided
-  mapping_disabled,                // use_mmap = false, or the request gave a destination
+  mapping_disabled,                // use_mmap = false, or the request gave a destination/sink
+  risky_filesystem,                // auto mode: a network or FUSE filesystem, where mapped
+                                   // reads are slow and an I/O error kills with SIGBUS
 };
-inline constexpr std::size_t kReasonCount = 7;
+inline constexpr std::size_t kReasonCount = 8;
 
 // "dtype_differs", ...: stable names for logs and JSON.
 std::string_view reason_name(Reason reason) noexcept;
@@ -72,6 +84,12 @@ struct LoadProgress {
 using ProgressCallback = std::function<bool(const LoadProgress& progress)>;
 
 struct LoadOptions {
+  // The auto mode: weightmap chooses per file and per tensor, and says why in
+  // LoadReport::files. Tensors a host-readable device can use are mapped, except on network
+  // and FUSE filesystems (read instead); Loaded tensors are read with pread from a file mostly
+  // in the page cache and with O_DIRECT from one mostly not (pread where O_DIRECT is refused,
+  // as on tmpfs). use_mmap and direct_io are then ignored. See docs/loading.md#the-auto-mode.
+  bool automatic = false;
   bool use_mmap = true;
   // Map files copy-on-write (MAP_PRIVATE) for requests that write in place. Off: those
   // tensors are loaded into private buffers instead (for boxes with strict overcommit, where
@@ -122,12 +140,19 @@ struct Plan {
   std::uint64_t unrequested_bytes = 0;
 };
 
+// Facts about a file that plan() takes from load() in the auto mode (plan() does no I/O).
+struct FileFacts {
+  std::string filesystem = "unknown";
+  bool risky_to_map = false;  // network or FUSE filesystem
+};
+
 // The one place where Mapped or Loaded is decided. Pure: no I/O, no environment.
 // Throws Error(not_found) for a missing tensor that is not optional, Error(unsupported) for a
 // type conversion convert.hpp cannot do, Error(invalid_argument) for a bad request
 // (alignment not a power of two, destination too small).
+// `files` (one per model file, or empty) is used in the auto mode only.
 Plan plan(const Model& model, std::span<const TensorRequest> requests,
-          const LoadOptions& options = {});
+          const LoadOptions& options = {}, std::span<const FileFacts> files = {});
 
 // Storage for one tensor. Copies share ownership: the mapping (or buffer) lives as long as
 // any handle to it.
@@ -144,6 +169,19 @@ struct TensorStorage {
   std::shared_ptr<void> buffer;         // weightmap's buffer, when loaded into one
 };
 
+// What the loader did with one file, and why (the auto mode's choices, or the fixed mode's).
+struct FileChoice {
+  std::string path;
+  std::string filesystem;  // "ext4", "tmpfs", "nfs", "fuse", ... ("unknown")
+  std::size_t mapped_tensors = 0;
+  std::size_t loaded_tensors = 0;
+  // Share of the Loaded tensors' bytes in the page cache before reading (auto mode only;
+  // negative when not measured).
+  double resident_fraction = -1;
+  std::string read_with;  // "pread", "O_DIRECT", or empty when nothing was read
+  std::string why;        // a sentence
+};
+
 struct LoadReport {
   std::size_t mapped_tensors = 0;
   std::uint64_t mapped_bytes = 0;
@@ -158,6 +196,8 @@ struct LoadReport {
   std::vector<std::string> missing_optional;  // optional requests the files lack
   unsigned workers = 0;                       // copy workers that ran
   std::uint64_t peak_staging_bytes = 0;
+  std::string mode;                // "auto", "mmap", "read" or "direct"
+  std::vector<FileChoice> files;   // one per file of the model, in Model::files() order
   CachePolicy cache;               // the policy applied (options + environment)
   std::vector<std::string> notes;  // fallbacks and warnings, in words
 

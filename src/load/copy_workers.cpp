@@ -154,10 +154,11 @@ class CopyRun {
       chunk_done(0, true);
       return;
     }
-    const bool finished = !job.strides.empty() ? gather_strided(job, source, staging)
-                          : job.from == job.to ? (source.direct ? copy_direct(job, source, staging)
-                                                                : copy_straight(job, source))
-                                               : convert_through_staging(job, source, staging);
+    const bool finished = !job.strides.empty()  ? gather_strided(job, source, staging)
+                          : job.from != job.to  ? convert_through_staging(job, source, staging)
+                          : source.direct       ? copy_direct(job, source, staging)
+                          : job.sink != nullptr ? copy_to_sink(job, source, staging)
+                                                : copy_straight(job, source);
     if (finished && settings_.drop_cache_after_read) {
       const std::uint64_t page = io::page_size();
       const std::uint64_t begin = job.offset / page * page;
@@ -178,6 +179,20 @@ class CopyRun {
     return true;
   }
 
+  // pread through staging into the caller's sink.
+  bool copy_to_sink(const CopyJob& job, const CopySource& source, Staging& staging) {
+    for (std::uint64_t done = 0; done < job.file_bytes;) {
+      const auto n =
+          static_cast<std::size_t>(std::min<std::uint64_t>(staging.limit(), job.file_bytes - done));
+      const auto buffer = staging.get(n);
+      source.reader->read_at(job.offset + done, buffer);
+      (*job.sink)(buffer, done);
+      done += n;
+      if (!chunk_done(n, done == job.file_bytes)) return false;
+    }
+    return true;
+  }
+
   bool copy_direct(const CopyJob& job, const CopySource& source, Staging& staging) {
     const std::size_t chunk = staging.limit() - 2 * io::DirectReader::kBlock;
     for (std::uint64_t done = 0; done < job.file_bytes;) {
@@ -185,7 +200,11 @@ class CopyRun {
           static_cast<std::size_t>(std::min<std::uint64_t>(chunk, job.file_bytes - done));
       const auto bytes =
           source.direct->read(job.offset + done, n, staging.get(io::DirectReader::staging_for(n)));
-      std::memcpy(job.destination.data() + done, bytes.data(), n);
+      if (job.sink != nullptr) {
+        (*job.sink)(bytes, done);
+      } else {
+        std::memcpy(job.destination.data() + done, bytes.data(), n);
+      }
       done += n;
       if (!chunk_done(n, done == job.file_bytes)) return false;
     }
@@ -197,23 +216,32 @@ class CopyRun {
     const std::uint64_t from_size = *dtype_bytes_for(job.from, 1);
     const std::uint64_t to_size = *dtype_bytes_for(job.to, 1);
     const std::size_t usable = staging.limit() - (source.direct ? 2 * io::DirectReader::kBlock : 0);
-    const std::uint64_t per_chunk = std::max<std::uint64_t>(1, usable / from_size);
+    // A sink needs the converted piece in staging too, after the read part.
+    const std::uint64_t per_element = from_size + (job.sink != nullptr ? to_size : 0);
+    const std::uint64_t per_chunk = std::max<std::uint64_t>(1, usable / per_element);
     for (std::uint64_t first = 0; first < job.elements;) {
       const std::uint64_t count = std::min(per_chunk, job.elements - first);
       const auto n = static_cast<std::size_t>(count * from_size);
+      const auto out_bytes = static_cast<std::size_t>(count * to_size);
       const std::uint64_t at = job.offset + first * from_size;
+      const std::size_t read_part = source.direct ? io::DirectReader::staging_for(n) : n;
+      const auto area = staging.get(read_part + (job.sink != nullptr ? out_bytes : 0));
       std::span<const std::byte> staged;
       if (source.direct) {
-        staged = source.direct->read(at, n, staging.get(io::DirectReader::staging_for(n)));
+        staged = source.direct->read(at, n, area.first(read_part));
       } else {
-        const auto buffer = staging.get(n);
-        source.reader->read_at(at, buffer);
-        staged = buffer;
+        source.reader->read_at(at, area.first(n));
+        staged = area.first(n);
       }
-      convert(job.from, staged, job.to,
-              job.destination.subspan(static_cast<std::size_t>(first * to_size),
-                                      static_cast<std::size_t>(count * to_size)),
-              count);
+      if (job.sink != nullptr) {
+        const auto converted = area.subspan(read_part, out_bytes);
+        convert(job.from, staged, job.to, converted, count);
+        (*job.sink)(converted, first * to_size);
+      } else {
+        convert(job.from, staged, job.to,
+                job.destination.subspan(static_cast<std::size_t>(first * to_size), out_bytes),
+                count);
+      }
       first += count;
       if (!chunk_done(n, first == job.elements)) return false;
     }
@@ -241,7 +269,7 @@ class CopyRun {
     }
     std::vector<std::byte> contiguous;
     std::span<std::byte> out = job.destination;
-    if (job.from != job.to) {
+    if (job.from != job.to || job.sink != nullptr) {
       contiguous.resize(static_cast<std::size_t>(job.elements) * element);
       out = contiguous;
     }
@@ -258,7 +286,16 @@ class CopyRun {
         index[d] = 0;
       }
     }
-    if (job.from != job.to) convert(job.from, contiguous, job.to, job.destination, job.elements);
+    if (job.sink == nullptr) {
+      if (job.from != job.to) convert(job.from, contiguous, job.to, job.destination, job.elements);
+    } else if (job.from == job.to) {
+      (*job.sink)(contiguous, 0);
+    } else {
+      std::vector<std::byte> converted(
+          static_cast<std::size_t>(job.elements * *dtype_bytes_for(job.to, 1)));
+      convert(job.from, contiguous, job.to, converted, job.elements);
+      (*job.sink)(converted, 0);
+    }
     return chunk_done(job.file_bytes, true);
   }
 

@@ -29,6 +29,8 @@ struct CopyJob {
   // whole reach is staged at once, whatever the cap: such tensors are rare and small.
   std::span<const std::uint64_t> shape;
   std::span<const std::uint64_t> strides;
+  // Set: the bytes go to the caller's sink in pieces through staging; destination is empty.
+  const TensorSink* sink = nullptr;
 };
 
 // The open files a run reads from, indexed like Model::files().

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "io/direct_reader.hpp"
+#include "io/file_facts.hpp"
 #include "io/file_reader.hpp"
 #include "io/mapping_registry.hpp"
 #include "io/page_cache.hpp"
@@ -35,6 +36,7 @@ struct LoadState {
   std::vector<std::shared_ptr<loader::FileLease>> leases;  // per file; null when not mapped
   std::vector<std::shared_ptr<std::byte>> buffers;         // per planned tensor; null if none
   std::vector<std::span<std::byte>> destinations;          // per planned tensor (loaded)
+  std::vector<FileFacts> facts;                            // per file
 
   void note(std::string text) {
     log(options, LogLevel::warning, text);
@@ -89,7 +91,9 @@ struct LoadState {
       const PlannedTensor& planned = plan.tensors[i];
       if (planned.placement != Placement::loaded) continue;
       const TensorRequest& request = requests[planned.request];
-      if (request.destination != nullptr) {
+      if (request.sink) {
+        // Streamed to the caller: no buffer.
+      } else if (request.destination != nullptr) {
         destinations[i] = {static_cast<std::byte*>(request.destination),
                            static_cast<std::size_t>(planned.bytes)};
       } else {
@@ -100,7 +104,7 @@ struct LoadState {
       const TensorInfo& tensor = info(planned);
       jobs.push_back({tensor.name, planned.file, planned.offset, planned.file_bytes,
                       planned.file_dtype, planned.dtype, tensor.element_count(), destinations[i],
-                      tensor.shape, tensor.strides});
+                      tensor.shape, tensor.strides, request.sink ? &request.sink : nullptr});
       needed[planned.file] = true;
     }
     if (jobs.empty()) return;
@@ -117,15 +121,24 @@ struct LoadState {
       readers[i] = std::make_unique<io::FileReader>(files[i].path);
       io::check_unchanged(readers[i]->identity(), files[i].identity, files[i].path);
       sources[i].reader = readers[i].get();
-      if (options.direct_io) {
+      FileChoice& choice = report.files[i];
+      if (options.automatic ? choose_direct(jobs, i, choice) : options.direct_io) {
         std::string refusal;
         direct[i] = io::DirectReader::open(files[i].path, &refusal);
         if (!direct[i]) {
-          note(fmt::format("{}: the filesystem refuses direct I/O ({}); read with pread instead",
-                           files[i].path, refusal));
+          const std::string sentence =
+              fmt::format("{}: the filesystem refuses direct I/O ({}); read with pread instead",
+                          files[i].path, refusal);
+          if (options.automatic) {
+            choice.why +=
+                fmt::format("; {} refuses O_DIRECT ({}), so pread", choice.filesystem, refusal);
+          } else {
+            note(sentence);
+          }
         }
         sources[i].direct = direct[i].get();
       }
+      choice.read_with = sources[i].direct != nullptr ? "O_DIRECT" : "pread";
       advise_reads(*readers[i]);
     }
 
@@ -152,6 +165,61 @@ struct LoadState {
       for (const auto& range : loader::merge_ranges(std::move(ranges[i]), readers[i]->size())) {
         io::advise_file(readers[i]->descriptor(), range.offset, range.bytes, io::Advice::dontneed,
                         readers[i]->name());
+      }
+    }
+  }
+
+  // The auto mode's read method for file `file`: pread when most of the bytes to read are in
+  // the page cache (reading them from there is a memcpy; O_DIRECT would go to the disk),
+  // O_DIRECT when most are not (it skips the cache, which would otherwise end up holding a
+  // second copy of tensors that go to a device or get converted).
+  bool choose_direct(const std::vector<loader::CopyJob>& jobs, std::size_t file,
+                     FileChoice& choice) {
+    std::vector<loader::ByteRange> ranges;
+    std::uint64_t total = 0;
+    for (const auto& job : jobs) {
+      if (job.file != file) continue;
+      ranges.push_back({job.offset, job.file_bytes});
+      total += job.file_bytes;
+    }
+    const ModelFile& model_file = model.files()[file];
+    std::vector<io::FileRange> pages;
+    for (const auto& range : loader::merge_ranges(std::move(ranges), model_file.size)) {
+      pages.push_back({range.offset, range.bytes});
+    }
+    const std::uint64_t cached = io::cached_bytes(model_file.path, model_file.size, pages);
+    choice.resident_fraction =
+        total == 0 ? 1.0 : std::min(1.0, static_cast<double>(cached) / static_cast<double>(total));
+    const bool direct = choice.resident_fraction < 0.5;
+    choice.why += fmt::format(
+        "{}{} loaded tensors: {:.0f}% of their bytes were in the page cache, so {}",
+        choice.why.empty() ? "" : "; ", choice.loaded_tensors, choice.resident_fraction * 100,
+        direct ? "O_DIRECT (the cache would only hold a second copy)" : "pread (from the cache)");
+    return direct;
+  }
+
+  // The filesystem of every file, and each file's share of the plan.
+  void describe_files() {
+    const auto& files = model.files();
+    report.files.resize(files.size());
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      report.files[i].path = files[i].path;
+      report.files[i].filesystem = facts[i].filesystem;
+    }
+    for (const auto& planned : plan.tensors) {
+      if (planned.placement == Placement::mapped) ++report.files[planned.file].mapped_tensors;
+      if (planned.placement == Placement::loaded) ++report.files[planned.file].loaded_tensors;
+    }
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      FileChoice& choice = report.files[i];
+      if (!options.automatic) {
+        choice.why = fmt::format("the {} mode", report.mode);
+      } else if (facts[i].risky_to_map && choice.loaded_tensors > 0) {
+        choice.why =
+            fmt::format("not mapped: {} is a network or FUSE filesystem", choice.filesystem);
+      } else if (choice.mapped_tensors > 0) {
+        choice.why = fmt::format("{} mapped tensors: {} is a local filesystem",
+                                 choice.mapped_tensors, choice.filesystem);
       }
     }
   }
@@ -230,7 +298,14 @@ LoadedModel load(const Model& model, std::span<const TensorRequest> requests,
     for (auto& warning : warnings) state.note(std::move(warning));
   }
   state.report.cache = state.policy;
-  state.plan = plan(model, requests, options);
+  state.report.mode = options.automatic   ? "auto"
+                      : !options.use_mmap ? (options.direct_io ? "direct" : "read")
+                      : options.direct_io ? "mmap+direct"
+                                          : "mmap";
+  state.facts.reserve(model.files().size());
+  for (const ModelFile& file : model.files()) state.facts.push_back(io::file_facts(file.path));
+  state.plan = plan(model, requests, options, state.facts);
+  state.describe_files();
   state.check_element_counts();
   state.map_files();
   state.load_tensors();

@@ -47,7 +47,8 @@ std::size_t checked_alignment(const TensorRequest& request) {
 // Why the tensor cannot be a view into its file's mapping; nullopt when it can. The order
 // puts what the bytes are (count, type, storage) before what the caller or device chose.
 std::optional<Reason> why_loaded(const Model& model, const TensorInfo& tensor,
-                                 const TensorRequest& request, const LoadOptions& options) {
+                                 const TensorRequest& request, const LoadOptions& options,
+                                 std::span<const FileFacts> files) {
   if (request.shape) {
     const auto wanted = element_count(*request.shape);
     if (!wanted || *wanted != tensor.element_count()) return Reason::element_count_differs;
@@ -56,8 +57,13 @@ std::optional<Reason> why_loaded(const Model& model, const TensorInfo& tensor,
   if (!loader::stored_mappable(model.files()[tensor.file], tensor)) {
     return Reason::format_cannot_be_mapped;
   }
-  if (!options.use_mmap || request.destination != nullptr) return Reason::mapping_disabled;
+  const bool may_map = options.automatic || options.use_mmap;
+  if (!may_map || request.destination != nullptr) return Reason::mapping_disabled;
   if (!request.device.reads_host_memory) return Reason::device_cannot_read_host_memory;
+  if (request.sink) return Reason::mapping_disabled;
+  if (options.automatic && tensor.file < files.size() && files[tensor.file].risky_to_map) {
+    return Reason::risky_filesystem;
+  }
   const std::size_t alignment = checked_alignment(request);
   if (alignment > mapping_base_alignment() || tensor.offset % alignment != 0) {
     return Reason::misaligned_for_device;
@@ -69,8 +75,13 @@ std::optional<Reason> why_loaded(const Model& model, const TensorInfo& tensor,
 }
 
 PlannedTensor decide(const Model& model, const TensorInfo& tensor, const TensorRequest& request,
-                     const LoadOptions& options) {
+                     const LoadOptions& options, std::span<const FileFacts> files) {
   checked_alignment(request);
+  if (request.destination != nullptr && request.sink) {
+    throw Error(ErrorCode::invalid_argument,
+                "the request gives both a destination and a sink; it takes one or the other",
+                where(model, tensor));
+  }
   PlannedTensor planned;
   planned.file = tensor.file;
   planned.offset = tensor.offset;
@@ -79,7 +90,7 @@ PlannedTensor decide(const Model& model, const TensorInfo& tensor, const TensorR
   planned.dtype = request.dtype.value_or(tensor.dtype);
   planned.shape = request.shape.value_or(tensor.shape);
   planned.bytes = tensor.nbytes;
-  planned.reason = why_loaded(model, tensor, request, options);
+  planned.reason = why_loaded(model, tensor, request, options, files);
   planned.placement = planned.reason ? Placement::loaded : Placement::mapped;
   if (planned.placement == Placement::mapped && request.writes_in_place) {
     planned.access = Access::copy_on_write;
@@ -113,7 +124,8 @@ PlannedTensor decide(const Model& model, const TensorInfo& tensor, const TensorR
 
 }  // namespace
 
-Plan plan(const Model& model, std::span<const TensorRequest> requests, const LoadOptions& options) {
+Plan plan(const Model& model, std::span<const TensorRequest> requests, const LoadOptions& options,
+          std::span<const FileFacts> files) {
   Plan out;
   out.tensors.reserve(requests.size());
   // By position in the index: one name lookup per request, none for the unrequested list.
@@ -136,7 +148,7 @@ Plan plan(const Model& model, std::span<const TensorRequest> requests, const Loa
       out.tensors.push_back(std::move(absent));
       continue;
     }
-    PlannedTensor planned = decide(model, *tensor, request, options);
+    PlannedTensor planned = decide(model, *tensor, request, options, files);
     planned.request = i;
     planned.tensor = static_cast<std::size_t>(tensor - tensors.data());
     requested[planned.tensor] = true;

@@ -11,6 +11,7 @@ std::string_view reason_name(Reason reason) noexcept {
     case Reason::writes_on_read_only_mapping: return "writes_on_read_only_mapping";
     case Reason::format_cannot_be_mapped: return "format_cannot_be_mapped";
     case Reason::mapping_disabled: return "mapping_disabled";
+    case Reason::risky_filesystem: return "risky_filesystem";
   }
   return "unknown";
 }
@@ -33,6 +34,9 @@ std::string_view reason_sentence(Reason reason) noexcept {
       return "the file stores the tensor in a form that cannot be mapped (compressed or "
              "strided)";
     case Reason::mapping_disabled: return "memory mapping was disabled by the caller";
+    case Reason::risky_filesystem:
+      return "the file is on a network or FUSE filesystem, where mapped reads are slow and an "
+             "I/O error kills the process with SIGBUS, so it is read instead";
   }
   return "unknown reason";
 }

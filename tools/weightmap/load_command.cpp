@@ -49,6 +49,7 @@ Requests make_requests(const Model& model, const LoadCommandOptions& options, st
     request.name = tensor.name;
     request.writes_in_place = options.writable;
     request.device.alignment = options.alignment.value_or(natural_alignment(tensor.dtype));
+    request.device.reads_host_memory = !options.offload;
     if (options.dtype && *options.dtype != tensor.dtype) {
       if (can_convert(tensor.dtype, *options.dtype)) {
         request.dtype = options.dtype;
@@ -80,6 +81,13 @@ void write_text(const Model& model, const Measured& m, std::ostream& out) {
   out << m.report.summary_line() << '\n';
   for (const auto& [reason, count] : m.report.reasons) {
     out << fmt::format("  {} loaded: {}\n", count, reason_sentence(reason));
+  }
+  out << fmt::format("mode: {}\n", m.report.mode);
+  for (const FileChoice& file : m.report.files) {
+    out << fmt::format("  {} ({}): {} mapped, {} loaded{}{}\n", file.path, file.filesystem,
+                       file.mapped_tensors, file.loaded_tensors,
+                       file.read_with.empty() ? "" : " with " + file.read_with,
+                       file.why.empty() ? "" : "; " + file.why);
   }
   const std::string flags = m.report.cache.to_string();
   out << fmt::format("files: {}, {} copy workers, page-cache flags: {}\n", model.files().size(),
@@ -114,8 +122,20 @@ void write_json(const Model& model, const Measured& m, std::ostream& out) {
   for (const std::string& note : r.notes) {
     notes += fmt::format("{}{}", notes.empty() ? "" : ", ", json_string(note));
   }
+  std::string choices;
+  for (const FileChoice& file : r.files) {
+    choices += fmt::format(
+        "{}{{\"path\": {}, \"filesystem\": {}, \"mapped_tensors\": {}, \"loaded_tensors\": {}, "
+        "\"resident_fraction\": {}, \"read_with\": {}, \"why\": {}}}",
+        choices.empty() ? "" : ", ", json_string(file.path), json_string(file.filesystem),
+        file.mapped_tensors, file.loaded_tensors,
+        file.resident_fraction < 0 ? std::string("null")
+                                   : fmt::format("{:.4f}", file.resident_fraction),
+        json_string(file.read_with), json_string(file.why));
+  }
   out << "{\n";
   out << fmt::format("  \"files\": [{}],\n", files);
+  out << fmt::format("  \"mode\": {},\n  \"file_choices\": [{}],\n", json_string(r.mode), choices);
   out << fmt::format("  \"tensors\": {},\n  \"tensor_bytes\": {},\n", model.tensors().size(),
                      m.tensor_bytes);
   out << fmt::format(
@@ -157,6 +177,7 @@ std::size_t natural_alignment(DType dtype) {
 
 int run_load(const LoadCommandOptions& options, std::ostream& out, std::ostream& err) {
   LoadOptions load_options;
+  load_options.automatic = options.automatic;
   load_options.use_mmap = options.use_mmap;
   load_options.direct_io = options.direct_io;
   load_options.workers = options.threads;
@@ -219,6 +240,7 @@ Subcommand add_load_command(CLI::App& parent) {
     std::string dtype;
     std::string flags;
     bool no_mmap = false;
+    std::string mode = "auto";
     std::size_t alignment = 0;
   };
   auto parsed = std::make_shared<Parsed>();
@@ -234,9 +256,25 @@ Subcommand add_load_command(CLI::App& parent) {
                    "A model file, a *.safetensors.index.json or a folder; several PATHs form one "
                    "model")
       ->required();
-  command->add_flag("--no-mmap", parsed->no_mmap, "Copy every tensor into buffers (pread)");
-  command->add_flag("--direct-io", parsed->options.direct_io,
-                    "Read copied tensors with O_DIRECT (bypasses the page cache)");
+  CLI::Option* mode_option =
+      command
+          ->add_option("--mode", parsed->mode,
+                       "auto: weightmap chooses per file and tensor (maps what a host-readable "
+                       "device can use on a local filesystem; reads the rest with pread when it "
+                       "is in the page cache, O_DIRECT when not) and prints why; mmap: map what "
+                       "can be mapped, pread the rest; read: pread everything; direct: O_DIRECT "
+                       "everything")
+          ->check(CLI::IsMember({"auto", "mmap", "read", "direct"}))
+          ->capture_default_str();
+  CLI::Option* no_mmap_option =
+      command->add_flag("--no-mmap", parsed->no_mmap, "The same as --mode read");
+  command->add_flag(
+      "--direct-io", parsed->options.direct_io,
+      "With --mode mmap: read copied tensors with O_DIRECT; alone: the same as --mode direct");
+  no_mmap_option->excludes(mode_option);
+  command->add_flag("--offload", parsed->options.offload,
+                    "Ask for every tensor as for a device that cannot read host memory (a GPU "
+                    "without unified memory): nothing is mapped, every tensor is loaded");
   CLI::Option* dtype_option =
       command
           ->add_option("--dtype", parsed->dtype,
@@ -293,11 +331,20 @@ Subcommand add_load_command(CLI::App& parent) {
   // For measurements only: keeps the model loaded so a second process's PSS can be read.
   command->add_option("--hold-seconds", parsed->options.hold_seconds)->group("");
 
-  return {command, [parsed, dtype_option, flags_option, alignment_option](std::ostream& out,
-                                                                          std::ostream& err) {
+  return {command, [parsed, dtype_option, flags_option, alignment_option, mode_option](
+                       std::ostream& out, std::ostream& err) {
             LoadCommandOptions options = parsed->options;
             for (const std::string& path : parsed->paths) options.sources.push_back({path, ""});
-            options.use_mmap = !parsed->no_mmap;
+            // --no-mmap and a lone --direct-io are the older spellings of --mode read/direct.
+            std::string mode = parsed->mode;
+            if (parsed->no_mmap) {
+              mode = options.direct_io ? "direct" : "read";
+            } else if (options.direct_io && mode_option->count() == 0) {
+              mode = "direct";
+            }
+            options.automatic = mode == "auto";
+            options.use_mmap = mode == "auto" || mode == "mmap";
+            options.direct_io = mode == "direct" || (mode == "mmap" && options.direct_io);
             if (dtype_option->count() > 0) options.dtype = dtype_from_name(parsed->dtype);
             if (flags_option->count() > 0) options.flags = parsed->flags;
             if (alignment_option->count() > 0) options.alignment = parsed->alignment;

@@ -18,8 +18,10 @@ namespace weightmap::cli {
 
 struct LoadCommandOptions {
   std::vector<ModelSource> sources;
-  bool use_mmap = true;              // --no-mmap turns it off
+  bool automatic = true;             // --mode auto (the default): LoadOptions::automatic
+  bool use_mmap = true;              // --mode read/direct, --no-mmap turn it off
   bool direct_io = false;            // O_DIRECT reads for copied tensors
+  bool offload = false;              // every tensor for a device that cannot read host memory
   std::optional<DType> dtype;        // every tensor as this type (converted where it differs)
   bool writable = false;             // tensors writable in place (copy-on-write mappings)
   std::optional<std::string> flags;  // a WEIGHTMAP_MMAP_FLAGS list, merged with the variable

@@ -1,0 +1,270 @@
+// The auto load mode (per file and tensor: map, pread or O_DIRECT, with the reason in the
+// report) and sinks (a Loaded tensor streamed to the caller in pieces instead of a buffer).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "io/file_facts.hpp"
+#include "load/copy_workers.hpp"
+#include "support/safetensors_bytes.hpp"
+#include "weightmap/convert.hpp"
+#include "weightmap/error.hpp"
+#include "weightmap/load.hpp"
+
+namespace weightmap {
+namespace {
+
+using testing::Bytes;
+using testing::SafetensorsBuilder;
+using testing::TempDir;
+
+struct Fixture {
+  TempDir dir;
+  std::string path;
+  Bytes bytes;
+  Model model;
+
+  explicit Fixture(const SafetensorsBuilder& builder) : path(dir / "model.safetensors") {
+    const std::string header = builder.header();
+    std::uint64_t data_bytes = 0;
+    for (const auto& tensor : builder.tensors) data_bytes += testing::spec_bytes(tensor);
+    Bytes data(data_bytes);
+    for (std::uint64_t i = 0; i < data_bytes; ++i) {
+      data[i] = static_cast<std::byte>((i * 29 + i / 241) % 256);
+    }
+    bytes = testing::safetensors_file(header.size(), header, data);
+    testing::write_file(path, bytes);
+    model = open_model(path);
+  }
+
+  Bytes file_bytes(std::string_view tensor) const {
+    const TensorInfo* info = model.find(tensor);
+    return Bytes(bytes.begin() + static_cast<std::ptrdiff_t>(info->offset),
+                 bytes.begin() + static_cast<std::ptrdiff_t>(info->offset + info->nbytes));
+  }
+};
+
+SafetensorsBuilder two_tensors() {
+  SafetensorsBuilder builder;
+  builder.add("w", "F16", {512, 300}).add("b", "F32", {300});
+  return builder;
+}
+
+TensorRequest request(std::string name) {
+  TensorRequest r;
+  r.name = std::move(name);
+  r.device.alignment = 2;
+  return r;
+}
+
+LoadOptions quiet_options() {
+  LoadOptions options;
+  options.cache_from_env = false;
+  return options;
+}
+
+// Collects what sinks receive, per tensor, checking that pieces arrive in order.
+class SinkRecorder {
+ public:
+  TensorSink sink_for(const std::string& name) {
+    return [this, name](std::span<const std::byte> piece, std::uint64_t offset) {
+      const std::lock_guard lock(mutex_);
+      Bytes& got = received_[name];
+      EXPECT_EQ(offset, got.size()) << name << ": pieces out of order";
+      got.insert(got.end(), piece.begin(), piece.end());
+      ++pieces_[name];
+    };
+  }
+  const Bytes& bytes(const std::string& name) { return received_[name]; }
+  std::size_t pieces(const std::string& name) { return pieces_[name]; }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, Bytes> received_;
+  std::map<std::string, std::size_t> pieces_;
+};
+
+TEST(LoadSink, StreamsEachTensorInOrderWithoutABuffer) {
+  const Fixture fx(two_tensors());
+  SinkRecorder recorder;
+  std::vector<TensorRequest> requests = {request("w"), request("b")};
+  for (auto& r : requests) {
+    r.device.reads_host_memory = false;
+    r.sink = recorder.sink_for(r.name);
+  }
+  LoadOptions options = quiet_options();
+  options.staging_bytes_cap = loader::kMinStagingPerWorker;  // w (300 KiB) comes in pieces
+  options.workers = 1;
+  const LoadedModel loaded = load(fx.model, requests, options);
+  EXPECT_EQ(recorder.bytes("w"), fx.file_bytes("w"));
+  EXPECT_EQ(recorder.bytes("b"), fx.file_bytes("b"));
+  EXPECT_GT(recorder.pieces("w"), 1u);
+  for (const TensorStorage& storage : loaded.tensors) {
+    EXPECT_FALSE(storage.mapped);
+    EXPECT_TRUE(storage.bytes.empty());
+    EXPECT_EQ(storage.buffer, nullptr);
+    EXPECT_EQ(storage.reason, Reason::device_cannot_read_host_memory);
+  }
+  EXPECT_EQ(loaded.report.loaded_tensors, 2u);
+  EXPECT_LE(loaded.report.peak_staging_bytes, loader::kMinStagingPerWorker);
+}
+
+TEST(LoadSink, ConvertedPiecesAndDirectIoGiveTheSameBytes) {
+  const Fixture fx(two_tensors());
+  Bytes want(*dtype_bytes_for(DType::F32, 512 * 300));
+  const Bytes w = fx.file_bytes("w");
+  convert(DType::F16, w, DType::F32, want, 512 * 300);
+  for (const bool direct : {false, true}) {
+    SinkRecorder recorder;
+    TensorRequest r = request("w");
+    r.dtype = DType::F32;
+    r.sink = recorder.sink_for("w");
+    LoadOptions options = quiet_options();
+    options.use_mmap = !direct;
+    options.direct_io = direct;
+    options.staging_bytes_cap = loader::kMinStagingPerWorker;
+    options.workers = 1;
+    const LoadedModel loaded = load(fx.model, std::span(&r, 1), options);
+    EXPECT_EQ(recorder.bytes("w"), want) << (direct ? "O_DIRECT" : "pread");
+    EXPECT_GT(recorder.pieces("w"), 2u);
+    EXPECT_LE(loaded.report.peak_staging_bytes, loader::kMinStagingPerWorker);
+  }
+}
+
+TEST(LoadSink, AnErrorFromTheSinkFailsTheLoadNamingTheTensor) {
+  const Fixture fx(two_tensors());
+  TensorRequest r = request("b");
+  r.sink = [](std::span<const std::byte>, std::uint64_t) {
+    throw Error(ErrorCode::io, "the device is out of memory");
+  };
+  try {
+    (void)load(fx.model, std::span(&r, 1), quiet_options());
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the device is out of memory"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("tensor b"), std::string::npos) << e.what();
+  }
+}
+
+TEST(LoadSink, ADestinationAndASinkTogetherAreRefused) {
+  const Fixture fx(two_tensors());
+  Bytes buffer(4096);
+  TensorRequest r = request("b");
+  r.destination = buffer.data();
+  r.destination_size = buffer.size();
+  r.sink = [](std::span<const std::byte>, std::uint64_t) {};
+  EXPECT_THROW((void)plan(fx.model, std::span(&r, 1), quiet_options()), Error);
+}
+
+TEST(FileFacts, NamesFilesystemsAndMarksNetworkAndFuseRisky) {
+  EXPECT_EQ(io::filesystem_facts(0xEF53).filesystem, "ext4");
+  EXPECT_FALSE(io::filesystem_facts(0xEF53).risky_to_map);
+  EXPECT_EQ(io::filesystem_facts(0x01021994).filesystem, "tmpfs");
+  EXPECT_FALSE(io::filesystem_facts(0x01021994).risky_to_map);
+  for (const std::uint64_t risky :
+       {0x6969ULL, 0xFF534D42ULL, 0xFE534D42ULL, 0x65735546ULL, 0x0BD00BD0ULL, 0x00C36400ULL}) {
+    EXPECT_TRUE(io::filesystem_facts(risky).risky_to_map) << std::hex << risky;
+  }
+  EXPECT_EQ(io::filesystem_facts(0x1234).filesystem, "unknown (0x1234)");
+  EXPECT_FALSE(io::filesystem_facts(0x1234).risky_to_map);
+}
+
+TEST(FileFacts, CachedBytesOfAFileJustWrittenIsAllOfIt) {
+  const Fixture fx(two_tensors());
+  const TensorInfo* w = fx.model.find("w");
+  const io::FileRange range{w->offset, w->nbytes};
+  EXPECT_EQ(io::cached_bytes(fx.path, fx.bytes.size(), std::span(&range, 1)), w->nbytes);
+}
+
+TEST(AutoMode, PlansRiskyFilesystemsAsLoadedAndLocalOnesAsMapped) {
+  const Fixture fx(two_tensors());
+  const std::vector<TensorRequest> requests = {request("w"), request("b")};
+  LoadOptions options = quiet_options();
+  options.automatic = true;
+  options.use_mmap = false;  // ignored in the auto mode
+  const std::vector<FileFacts> nfs = {{"nfs", true}};
+  const Plan on_nfs = plan(fx.model, requests, options, nfs);
+  EXPECT_EQ(on_nfs.tensors[0].placement, Placement::loaded);
+  EXPECT_EQ(on_nfs.tensors[0].reason, Reason::risky_filesystem);
+  const std::vector<FileFacts> ext4 = {{"ext4", false}};
+  EXPECT_EQ(plan(fx.model, requests, options, ext4).tensors[0].placement, Placement::mapped);
+  // Outside the auto mode the facts change nothing.
+  options.automatic = false;
+  options.use_mmap = true;
+  EXPECT_EQ(plan(fx.model, requests, options, nfs).tensors[0].placement, Placement::mapped);
+}
+
+TEST(AutoMode, MapsHostTensorsAndReadsDeviceTensorsFromTheCacheWhenResident) {
+  const Fixture fx(two_tensors());  // just written: in the page cache
+  std::vector<TensorRequest> requests = {request("w"), request("b")};
+  requests[1].device.reads_host_memory = false;
+  LoadOptions options = quiet_options();
+  options.automatic = true;
+  const LoadedModel loaded = load(fx.model, requests, options);
+  EXPECT_TRUE(loaded.tensors[0].mapped);
+  EXPECT_FALSE(loaded.tensors[1].mapped);
+  EXPECT_EQ(loaded.report.mode, "auto");
+  ASSERT_EQ(loaded.report.files.size(), 1u);
+  const FileChoice& file = loaded.report.files[0];
+  EXPECT_EQ(file.path, fx.path);
+  EXPECT_FALSE(file.filesystem.empty());
+  EXPECT_EQ(file.mapped_tensors, 1u);
+  EXPECT_EQ(file.loaded_tensors, 1u);
+  EXPECT_DOUBLE_EQ(file.resident_fraction, 1.0);
+  EXPECT_EQ(file.read_with, "pread");
+  EXPECT_NE(file.why.find("100% of their bytes were in the page cache, so pread"),
+            std::string::npos)
+      << file.why;
+}
+
+TEST(AutoMode, ReadsDeviceTensorsWithDirectIoWhenTheFileIsNotCached) {
+  const Fixture fx(two_tensors());
+  const int fd = ::open(fx.path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ::fdatasync(fd);  // dirty pages cannot be dropped
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
+  const TensorInfo* w = fx.model.find("w");
+  const io::FileRange range{w->offset, w->nbytes};
+  if (io::cached_bytes(fx.path, fx.bytes.size(), std::span(&range, 1)) > w->nbytes / 2) {
+    GTEST_SKIP() << "this filesystem (" << io::file_facts(fx.path).filesystem
+                 << ") keeps the file in memory whatever we advise (tmpfs?)";
+  }
+  TensorRequest r = request("w");
+  r.device.reads_host_memory = false;
+  LoadOptions options = quiet_options();
+  options.automatic = true;
+  const LoadedModel loaded = load(fx.model, std::span(&r, 1), options);
+  const FileChoice& file = loaded.report.files[0];
+  EXPECT_LT(file.resident_fraction, 0.5);
+  EXPECT_NE(file.why.find("so O_DIRECT"), std::string::npos) << file.why;
+  // O_DIRECT, or pread where the filesystem refuses it, and the report says which.
+  EXPECT_TRUE(file.read_with == "O_DIRECT" ||
+              file.why.find("refuses O_DIRECT") != std::string::npos)
+      << file.read_with << ": " << file.why;
+  EXPECT_EQ(Bytes(loaded.tensors[0].bytes.begin(), loaded.tensors[0].bytes.end()),
+            fx.file_bytes("w"));
+}
+
+TEST(AutoMode, FixedModesNameThemselvesInTheReport) {
+  const Fixture fx(two_tensors());
+  const std::vector<TensorRequest> requests = {request("b")};
+  LoadOptions options = quiet_options();
+  EXPECT_EQ(load(fx.model, requests, options).report.mode, "mmap");
+  options.use_mmap = false;
+  const LoadedModel read = load(fx.model, requests, options);
+  EXPECT_EQ(read.report.mode, "read");
+  EXPECT_EQ(read.report.files[0].read_with, "pread");
+  options.direct_io = true;
+  EXPECT_EQ(load(fx.model, requests, options).report.mode, "direct");
+}
+
+}  // namespace
+}  // namespace weightmap
