@@ -1,0 +1,370 @@
+// Immediate LoRAs: patch writable tensors in place, and take patches back out. A mapped
+// tensor gets its file bytes back by dropping its copy-on-write pages (no read); pages are
+// whole, so the neighbours sharing a boundary page get their remaining patches re-applied
+// on the part that was dropped. A loaded tensor is read from the file again.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "io/file_reader.hpp"
+#include "lora/lora_factors.hpp"
+#include "lora/parallel_jobs.hpp"
+#include "lora/patch_kernel.hpp"
+#include "weightmap/convert.hpp"
+#include "weightmap/error.hpp"
+#include "weightmap/lora.hpp"
+
+namespace weightmap {
+namespace {
+
+struct Applied {
+  LoraId id = 0;
+  LoraUse use;
+  std::shared_ptr<lora::LoraReaders> readers;
+};
+
+// One patch of one applied LoRA on one tensor.
+struct PatchRef {
+  const Applied* applied = nullptr;
+  const LoraTarget* target = nullptr;
+};
+
+struct ByteRange {
+  std::uint64_t begin = 0;
+  std::uint64_t end = 0;
+};
+
+std::uint64_t element_size(DType dtype) { return *dtype_bytes_for(dtype, 1); }
+
+std::uint64_t page_size_bytes() {
+  static const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  return page;
+}
+
+// Page-aligned ranges, sorted and merged.
+std::vector<ByteRange> merge(std::vector<ByteRange> ranges) {
+  std::sort(ranges.begin(), ranges.end(),
+            [](const ByteRange& a, const ByteRange& b) { return a.begin < b.begin; });
+  std::vector<ByteRange> out;
+  for (const ByteRange& range : ranges) {
+    if (!out.empty() && range.begin <= out.back().end) {
+      out.back().end = std::max(out.back().end, range.end);
+    } else {
+      out.push_back(range);
+    }
+  }
+  return out;
+}
+
+// What one tensor needs after an undo: its file bytes back (read again when loaded; the
+// straddling elements at the edges of dropped pages), then the patches that stay.
+struct Repair {
+  TensorStorage* storage = nullptr;
+  const TensorInfo* info = nullptr;
+  bool reread = false;                   // a loaded tensor: read it from the file again
+  std::vector<ByteRange> element_spans;  // element ranges [begin, end) to re-patch
+  std::vector<ByteRange> byte_spans;     // the dropped bytes of it, relative to its start
+  std::vector<PatchRef> patches;
+};
+
+}  // namespace
+
+struct LoraPatcher::State {
+  const Model& base;
+  LoadedModel& loaded;
+  LoraApplyOptions options;
+  std::vector<std::unique_ptr<Applied>> applied;
+  LoraId next_id = 1;
+
+  std::size_t tile_elements() const {
+    return std::max<std::size_t>(options.tile_bytes / (2 * sizeof(float)), 1);
+  }
+
+  std::unordered_map<std::string_view, TensorStorage*> storage_by_name() const {
+    std::unordered_map<std::string_view, TensorStorage*> out;
+    for (auto& storage : loaded.tensors) out.emplace(storage.name, &storage);
+    return out;
+  }
+
+  const std::string& file_path(const TensorInfo& info) const {
+    return base.files()[info.file].path;
+  }
+
+  void check_target(const TensorStorage* storage, const TensorInfo* info, const LoraTarget& target,
+                    const LoraUse& use) const {
+    const std::string name = printable(target.base_tensor);
+    const std::string file = info ? file_path(*info) : use.lora->path();
+    if (storage == nullptr || info == nullptr) {
+      throw Error(ErrorCode::not_found,
+                  "the LoRA patches a tensor that is not loaded (request it with "
+                  "writes_in_place: see mark_lora_targets)",
+                  {file, name});
+    }
+    if (!lora::patchable_dtype(storage->dtype)) {
+      if (dtype_info(storage->dtype).block_size > 1) {
+        throw Error(ErrorCode::unsupported,
+                    fmt::format("quantized base tensor {} needs the ggml adapter", name), {file});
+      }
+      throw Error(ErrorCode::unsupported,
+                  fmt::format("base tensor {} has type {}; LoRAs patch f32, f16 and bf16 tensors",
+                              name, dtype_name(storage->dtype)),
+                  {file});
+    }
+    if (storage->writable.size() != storage->bytes.size() || storage->writable.empty()) {
+      throw Error(ErrorCode::invalid_argument,
+                  "the tensor is not writable: request it with writes_in_place (see "
+                  "mark_lora_targets) so it is mapped copy-on-write or loaded",
+                  {file, name});
+    }
+    if (storage->bytes.size() / element_size(storage->dtype) != target.rows * target.cols) {
+      throw Error(ErrorCode::invalid_argument,
+                  "the loaded tensor does not have the element count the LoRA was matched to",
+                  {file, name});
+    }
+    if (!storage->mapped && !info->strides.empty()) {
+      throw Error(ErrorCode::unsupported,
+                  "the tensor is a strided PyTorch view; a LoRA on it could not be undone "
+                  "(undo reads loaded tensors from the file again)",
+                  {file, name});
+    }
+  }
+
+  std::vector<PatchRef> patches_of(std::string_view tensor) const {
+    std::vector<PatchRef> out;
+    for (const auto& entry : applied) {
+      for (const auto& target : entry->use.match.targets) {
+        if (target.base_tensor == tensor) out.push_back({entry.get(), &target});
+      }
+    }
+    return out;
+  }
+
+  static void add(const std::vector<PatchRef>& refs, TensorStorage& storage, std::uint64_t first,
+                  std::uint64_t count, std::size_t tile, lora::TileScratch& scratch) {
+    std::vector<lora::PreparedPatch> prepared;
+    prepared.reserve(refs.size());
+    for (const PatchRef& ref : refs) {
+      prepared.push_back(lora::prepare_patch(*ref.applied->use.lora, *ref.applied->readers,
+                                             *ref.target, ref.applied->use.multiplier));
+    }
+    std::vector<const lora::PreparedPatch*> pointers;
+    for (const auto& patch : prepared) pointers.push_back(&patch);
+    const std::uint64_t size = element_size(storage.dtype);
+    lora::add_patches(storage.dtype,
+                      storage.writable.subspan(static_cast<std::size_t>(first * size),
+                                               static_cast<std::size_t>(count * size)),
+                      first, count, pointers, tile, scratch);
+  }
+
+  void reread(const io::FileReader& reader, const TensorInfo& info, TensorStorage& storage,
+              lora::TileScratch& scratch) const {
+    if (info.dtype == storage.dtype) {
+      reader.read_at(info.offset, storage.writable);
+      return;
+    }
+    const std::uint64_t elements = info.element_count();
+    const std::uint64_t from_size = element_size(info.dtype);
+    const std::uint64_t to_size = element_size(storage.dtype);
+    const std::uint64_t chunk = tile_elements();
+    for (std::uint64_t e = 0; e < elements; e += chunk) {
+      const std::uint64_t n = std::min(chunk, elements - e);
+      scratch.raw.resize(static_cast<std::size_t>(n * from_size));
+      reader.read_at(info.offset + e * from_size, scratch.raw);
+      convert(info.dtype, scratch.raw, storage.dtype,
+              storage.writable.subspan(static_cast<std::size_t>(e * to_size),
+                                       static_cast<std::size_t>(n * to_size)),
+              n);
+    }
+  }
+
+  void run_repairs(std::vector<Repair>& repairs) {
+    std::unordered_map<std::uint32_t, std::unique_ptr<io::FileReader>> readers;
+    for (const Repair& repair : repairs) {
+      const bool needs_reader = repair.reread || !repair.byte_spans.empty();
+      if (needs_reader && !readers.contains(repair.info->file)) {
+        readers.emplace(repair.info->file,
+                        std::make_unique<io::FileReader>(file_path(*repair.info)));
+      }
+    }
+    const std::size_t tile = tile_elements();
+    lora::run_jobs(
+        repairs.size(), options.workers, [&](std::size_t index, lora::TileScratch& scratch) {
+          Repair& repair = repairs[index];
+          TensorStorage& storage = *repair.storage;
+          if (repair.reread) {
+            reread(*readers.at(repair.info->file), *repair.info, storage, scratch);
+          }
+          restore_straddling(repair, readers);
+          for (const ByteRange& span : repair.element_spans) {
+            add(repair.patches, storage, span.begin, span.end - span.begin, tile, scratch);
+          }
+        });
+  }
+
+  // An element cut by the edge of a dropped page is half file, half patched: read it whole
+  // from the file before the patches go on again. (Only tensors at offsets that are not a
+  // multiple of their element size have such elements.)
+  static void restore_straddling(
+      const Repair& repair,
+      const std::unordered_map<std::uint32_t, std::unique_ptr<io::FileReader>>& readers) {
+    const std::uint64_t size = element_size(repair.storage->dtype);
+    for (const ByteRange& span : repair.byte_spans) {
+      for (const std::uint64_t edge : {span.begin, span.end}) {
+        if (edge % size == 0 || edge >= repair.info->nbytes) continue;
+        const std::uint64_t start = edge / size * size;
+        readers.at(repair.info->file)
+            ->read_at(repair.info->offset + start,
+                      repair.storage->writable.subspan(static_cast<std::size_t>(start),
+                                                       static_cast<std::size_t>(size)));
+      }
+    }
+  }
+
+  void undo_ids(std::span<const LoraId> ids) {
+    std::unordered_set<LoraId> removing(ids.begin(), ids.end());
+    for (const LoraId id : removing) {
+      const bool known = std::any_of(applied.begin(), applied.end(),
+                                     [&](const auto& entry) { return entry->id == id; });
+      if (!known) {
+        throw Error(ErrorCode::not_found, fmt::format("LoRA application {} is not applied", id));
+      }
+    }
+    auto storages = storage_by_name();
+    // Tensors the removed LoRAs touched.
+    std::vector<std::string> affected;
+    std::unordered_set<std::string_view> affected_set;
+    for (const auto& entry : applied) {
+      if (!removing.contains(entry->id)) continue;
+      for (const auto& target : entry->use.match.targets) {
+        if (affected_set.insert(target.base_tensor).second) affected.push_back(target.base_tensor);
+      }
+    }
+    // Keep the removed entries alive until the repairs are done (their names are referenced).
+    std::vector<std::unique_ptr<Applied>> removed;
+    for (auto& entry : applied) {
+      if (removing.contains(entry->id)) removed.push_back(std::move(entry));
+    }
+    std::erase_if(applied, [](const auto& entry) { return entry == nullptr; });
+
+    // Drop the copy-on-write pages of mapped tensors.
+    const std::uint64_t page = page_size_bytes();
+    std::unordered_map<std::uint32_t, std::vector<ByteRange>> dropped;  // per base file
+    std::vector<Repair> repairs;
+    for (const std::string& name : affected) {
+      TensorStorage* storage = storages.count(name) ? storages.at(name) : nullptr;
+      const TensorInfo* info = base.find(name);
+      if (storage == nullptr || info == nullptr) continue;
+      Repair repair{storage, info, !storage->mapped, {}, {}, patches_of(name)};
+      if (storage->mapped) {
+        storage->mapping->discard_private_pages(info->offset, info->nbytes);
+        const std::uint64_t begin = info->offset / page * page;
+        const std::uint64_t end = (info->offset + info->nbytes + page - 1) / page * page;
+        dropped[info->file].push_back({begin, end});
+      }
+      if (!repair.patches.empty()) {
+        repair.element_spans.push_back({0, storage->bytes.size() / element_size(storage->dtype)});
+      }
+      repairs.push_back(std::move(repair));
+    }
+    for (auto& [file, ranges] : dropped) ranges = merge(std::move(ranges));
+
+    // Neighbours: mapped tensors that keep patches and lost some of their pages.
+    std::unordered_set<std::string_view> seen;
+    for (const auto& entry : applied) {
+      for (const auto& target : entry->use.match.targets) {
+        const std::string_view name = target.base_tensor;
+        if (affected_set.contains(name) || !seen.insert(name).second) continue;
+        const auto it = storages.find(name);
+        const TensorInfo* info = base.find(name);
+        if (it == storages.end() || info == nullptr || !it->second->mapped) continue;
+        const auto ranges = dropped.find(info->file);
+        if (ranges == dropped.end()) continue;
+        Repair repair{it->second, info, false, {}, {}, {}};
+        const std::uint64_t size = element_size(info->dtype);
+        for (const ByteRange& range : ranges->second) {
+          const std::uint64_t begin = std::max(range.begin, info->offset);
+          const std::uint64_t end = std::min(range.end, info->offset + info->nbytes);
+          if (begin >= end) continue;
+          const ByteRange bytes{begin - info->offset, end - info->offset};
+          repair.byte_spans.push_back(bytes);
+          repair.element_spans.push_back({bytes.begin / size, (bytes.end + size - 1) / size});
+        }
+        if (repair.element_spans.empty()) continue;
+        repair.patches = patches_of(name);
+        repairs.push_back(std::move(repair));
+      }
+    }
+    run_repairs(repairs);
+  }
+};
+
+LoraPatcher::LoraPatcher(const Model& base, LoadedModel& loaded, LoraApplyOptions options)
+    : state_(std::make_unique<State>(State{base, loaded, options, {}, 1})) {}
+
+LoraPatcher::~LoraPatcher() = default;
+
+LoraId LoraPatcher::apply(const LoraUse& use) {
+  State& state = *state_;
+  if (!use.lora) throw Error(ErrorCode::invalid_argument, "no LoRA file given");
+  const auto storages = state.storage_by_name();
+  for (const LoraTarget& target : use.match.targets) {
+    const auto it = storages.find(target.base_tensor);
+    state.check_target(it == storages.end() ? nullptr : it->second,
+                       state.base.find(target.base_tensor), target, use);
+  }
+
+  auto entry = std::make_unique<Applied>();
+  entry->id = state.next_id++;
+  entry->use = use;
+  entry->readers = std::make_shared<lora::LoraReaders>(*use.lora);
+  const Applied& applied = *entry;
+  state.applied.push_back(std::move(entry));
+
+  // One job per tensor, its patches in module order (targets of the stored copy of the use,
+  // which lives as long as the application).
+  std::vector<std::vector<PatchRef>> jobs;
+  std::unordered_map<std::string_view, std::size_t> job_of;
+  for (const LoraTarget& target : applied.use.match.targets) {
+    const auto [it, inserted] = job_of.try_emplace(target.base_tensor, jobs.size());
+    if (inserted) jobs.emplace_back();
+    jobs[it->second].push_back({&applied, &target});
+  }
+  const std::size_t tile = state.tile_elements();
+  try {
+    lora::run_jobs(
+        jobs.size(), state.options.workers, [&](std::size_t index, lora::TileScratch& scratch) {
+          const auto& refs = jobs[index];
+          TensorStorage& storage = *storages.at(refs.front().target->base_tensor);
+          const std::uint64_t elements = storage.bytes.size() / element_size(storage.dtype);
+          State::add(refs, storage, 0, elements, tile, scratch);
+        });
+  } catch (...) {
+    const LoraId id = applied.id;
+    try {
+      state.undo_ids(std::span<const LoraId>(&id, 1));
+    } catch (...) {  // the first failure is the one worth reporting
+    }
+    throw;
+  }
+  return applied.id;
+}
+
+void LoraPatcher::undo(std::span<const LoraId> ids) {
+  if (!ids.empty()) state_->undo_ids(ids);
+}
+
+void LoraPatcher::undo_all() {
+  const auto ids = applied();
+  undo(ids);
+}
+
+std::vector<LoraId> LoraPatcher::applied() const {
+  std::vector<LoraId> ids;
+  for (const auto& entry : state_->applied) ids.push_back(entry->id);
+  return ids;
+}
+
+}  // namespace weightmap
