@@ -17,7 +17,11 @@
 # WEIGHTMAP_LLAMA_SRC_DIR (default .deps/llama.cpp).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-src=${WEIGHTMAP_LLAMA_SRC_DIR:-$root/.deps/llama.cpp}
+mkdir -p "$root/.deps"
+# Physical paths: a checkout whose .deps is a symlink to another's shares that one's cache (and
+# stamp) instead of rebuilding it under a second name.
+deps=$(cd "$root/.deps" && pwd -P)
+src=${WEIGHTMAP_LLAMA_SRC_DIR:-$deps/llama.cpp}
 cc=${CC:-gcc}
 cxx=${CXX:-g++}
 jobs=${WEIGHTMAP_JOBS:-2}
@@ -30,8 +34,8 @@ fi
 
 cc_version=$("$cc" -dumpversion)
 compiler_id="$(basename "$cc")-${cc_version%%.*}"
-prefix=$root/.deps/ggml-install-$compiler_id
-build=$root/.deps/ggml-build-$compiler_id
+prefix=$deps/ggml-install-$compiler_id
+build=$deps/ggml-build-$compiler_id
 stamp=$prefix/.weightmap-ggml-stamp
 
 cmake_args=(
@@ -39,7 +43,6 @@ cmake_args=(
   -DCMAKE_BUILD_TYPE=Release
   -DCMAKE_C_COMPILER="$cc"
   -DCMAKE_CXX_COMPILER="$cxx"
-  -DCMAKE_INSTALL_PREFIX="$prefix"
   -DCMAKE_POSITION_INDEPENDENT_CODE=ON
   -DBUILD_SHARED_LIBS=OFF
   -DGGML_BACKEND_DL=OFF
@@ -57,6 +60,10 @@ commit=$(git -C "$src" rev-parse HEAD)
 cpu_flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | sha256sum | cut -c1-16 || true)
 wanted="commit=$commit compiler=$("$cc" --version | head -1) cpu=$cpu_flags args=${cmake_args[*]}"
 
+# One build at a time per cache: CMake configures and scripts may call this concurrently.
+exec 9>"$deps/.ggml-$compiler_id.lock"
+flock 9
+
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
   echo "$prefix"
   exit 0
@@ -64,11 +71,16 @@ fi
 
 log "building ggml ($compiler_id, commit ${commit:0:12}) into $prefix"
 start=$SECONDS
-rm -rf "$build" "$prefix"
+# Installed beside the old one and swapped in at the end, so builds that use the old install
+# meanwhile keep working. ggml-config.cmake finds its files relative to itself: a moved
+# install still works.
+rm -rf "$build" "$prefix.new"
 cmake -S "$root/cmake/ggml-build" -B "$build" -DWEIGHTMAP_GGML_SOURCE_DIR="$src/ggml" \
-  "${cmake_args[@]}" >&2
+  -DCMAKE_INSTALL_PREFIX="$prefix.new" "${cmake_args[@]}" >&2
 cmake --build "$build" -j "$jobs" >&2
 cmake --install "$build" >&2
-echo "$wanted" >"$stamp"
+echo "$wanted" >"$prefix.new/.weightmap-ggml-stamp"
+rm -rf "$prefix"
+mv "$prefix.new" "$prefix"
 log "done in $((SECONDS - start)) s"
 echo "$prefix"
