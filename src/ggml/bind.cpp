@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -189,10 +190,13 @@ class Binder {
     const auto which = planned(Placement::mapped);
     for (const std::size_t i : planned(Placement::absent)) items_[i].absent = true;
     if (which.empty()) return;
-    std::vector<TensorRequest> requests;
-    requests.reserve(which.size());
-    for (const std::size_t i : which) requests.push_back(requests_[i]);
-    LoadedModel loaded = load_subset(which, requests);
+    // Usually every tensor is mapped: then the requests go as they are, without copies.
+    std::vector<TensorRequest> subset;
+    if (which.size() != requests_.size()) {
+      subset.reserve(which.size());
+      for (const std::size_t i : which) subset.push_back(requests_[i]);
+    }
+    LoadedModel loaded = load_subset(which, subset.empty() ? requests_ : subset);
     cache_ = loaded.report.cache;
 
     std::vector<detail::MappedTensor> direct;
@@ -209,7 +213,10 @@ class Binder {
     const std::size_t before = state_.buffers.size();
     detail::wrap_mapped_tensors(direct, state_.buffers);
     state_.report.host_pointer_buffers = state_.buffers.size() - before;
-    for (const auto& m : direct) state_.mapped.push_back(*m.storage);
+    state_.mapped.reserve(direct.size());
+    for (std::size_t k = 0; k < which.size(); ++k) {
+      if (!items_[which[k]].ggml_converts) state_.mapped.push_back(std::move(loaded.tensors[k]));
+    }
   }
 
   void allocate_contexts() {
@@ -298,7 +305,7 @@ class Binder {
     BindReport& out = state_.report;
     LoadReport& r = out.load;
     std::set<const MappedFile*> files;
-    std::unordered_map<std::string, std::size_t> device_index;
+    std::vector<ggml_backend_dev_t> device_of_count;  // parallel to out.devices
     for (std::size_t i = 0; i < items_.size(); ++i) {
       const Item& item = items_[i];
       if (item.absent) {
@@ -306,9 +313,13 @@ class Binder {
         continue;
       }
       const std::uint64_t bytes = ggml_nbytes(item.tensor);
-      auto [it, added] = device_index.emplace(item.target.device_name, out.devices.size());
-      if (added) out.devices.push_back({item.target.device_name});
-      DeviceCounts& device = out.devices[it->second];
+      auto it = std::find(device_of_count.begin(), device_of_count.end(), item.target.device);
+      if (it == device_of_count.end()) {
+        device_of_count.push_back(item.target.device);
+        out.devices.push_back({item.target.device_name});
+        it = device_of_count.end() - 1;
+      }
+      DeviceCounts& device = out.devices[static_cast<std::size_t>(it - device_of_count.begin())];
       if (item.mapping != nullptr) {
         files.insert(item.mapping);
         ++r.mapped_tensors;
