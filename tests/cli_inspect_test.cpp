@@ -121,8 +121,10 @@ TEST_F(CliInspectTest, SummaryListsFilesDtypesMetadataCountAndAlignment) {
                                     "aligned offsets: 1 of 3 tensors start on a 32-byte "
                                     "boundary, 1 on a 64-byte boundary\n"
                                     "misaligned: 2 tensors are not on a 32-byte boundary (see "
-                                    "the align column of --all)\n",
-                                    tiny_));
+                                    "the align column of --all)\n"
+                                    "realign: `weightmap realign {} -o OUT --padding-tensors` "
+                                    "makes every tensor mappable for SIMD kernels\n",
+                                    tiny_, tiny_));
 }
 
 TEST_F(CliInspectTest, AllPrintsOneRowPerTensorWithAlignmentOfTheOffset) {
