@@ -153,11 +153,12 @@ LoraMatch match_lora(const LoraFile& lora, const Model& base, const LoraNameRule
     for (std::size_t i = 0; i < match.unmatched.size() && i < kNamesShown; ++i) {
       shown.push_back(printable(match.unmatched[i].module));
     }
-    throw Error(ErrorCode::not_found,
-                fmt::format("{} LoRA module{} match no base tensor: {}{}", match.unmatched.size(),
-                            match.unmatched.size() == 1 ? "" : "s", fmt::join(shown, ", "),
-                            match.unmatched.size() > kNamesShown ? ", ..." : ""),
-                {lora.path()});
+    throw Error(
+        ErrorCode::not_found,
+        fmt::format("{} LoRA module{} no base tensor: {}{}", match.unmatched.size(),
+                    match.unmatched.size() == 1 ? " matches" : "s match", fmt::join(shown, ", "),
+                    match.unmatched.size() > kNamesShown ? ", ..." : ""),
+        {lora.path()});
   }
   return match;
 }

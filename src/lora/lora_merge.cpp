@@ -1,0 +1,148 @@
+// base + LoRAs into a new file, streaming through the writer: the writer asks for each
+// tensor's bytes chunk by chunk; a chunk of a patched tensor is read from the base file and
+// patched with the same kernel LoraPatcher uses, so a merged file and an immediate
+// application give the same bytes.
+#include <fmt/format.h>
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include "io/file_reader.hpp"
+#include "lora/lora_factors.hpp"
+#include "lora/patch_kernel.hpp"
+#include "weightmap/error.hpp"
+#include "weightmap/lora.hpp"
+
+namespace weightmap {
+namespace {
+
+struct PatchSource {
+  std::size_t use = 0;
+  const LoraTarget* target = nullptr;
+};
+
+class MergedBytes {
+ public:
+  MergedBytes(const Model& base, std::span<const LoraUse> uses) : base_(base), uses_(uses) {
+    for (const auto& file : base.files()) {
+      readers_.push_back(std::make_unique<io::FileReader>(file.path));
+    }
+    for (const LoraUse& use : uses) {
+      if (!use.lora) throw Error(ErrorCode::invalid_argument, "no LoRA file given");
+      lora_readers_.push_back(std::make_unique<lora::LoraReaders>(*use.lora));
+    }
+    for (std::size_t u = 0; u < uses.size(); ++u) {
+      for (const LoraTarget& target : uses[u].match.targets) {
+        patches_[target.base_tensor].push_back({u, &target});
+      }
+    }
+    for (const TensorInfo& tensor : base.tensors()) {
+      const std::string& path = base.files()[tensor.file].path;
+      if (!tensor.strides.empty()) {
+        throw Error(ErrorCode::unsupported,
+                    "the tensor is a strided PyTorch view; merging writes contiguous tensors only",
+                    {path, printable(tensor.name), tensor.offset});
+      }
+      if (patches_.contains(tensor.name) && !lora::patchable_dtype(tensor.dtype)) {
+        if (dtype_info(tensor.dtype).block_size > 1) {
+          throw Error(ErrorCode::unsupported,
+                      fmt::format("quantized base tensor {} needs the ggml adapter",
+                                  printable(tensor.name)),
+                      {path});
+        }
+        throw Error(ErrorCode::unsupported,
+                    fmt::format("base tensor {} has type {}; LoRAs patch f32, f16 and bf16 tensors",
+                                printable(tensor.name), dtype_name(tensor.dtype)),
+                    {path});
+      }
+    }
+  }
+
+  void fill(std::size_t index, std::uint64_t offset, std::span<std::byte> out) {
+    const TensorInfo& tensor = base_.tensors()[index];
+    const auto& reader = *readers_[tensor.file];
+    const auto found = patches_.find(tensor.name);
+    if (found == patches_.end()) {
+      reader.read_at(tensor.offset + offset, out);
+      return;
+    }
+    if (index != prepared_for_) prepare(index, found->second);
+    // Whole elements around the chunk, in case a chunk edge cuts one.
+    const std::uint64_t size = *dtype_bytes_for(tensor.dtype, 1);
+    const std::uint64_t first = offset / size;
+    const std::uint64_t end = (offset + out.size() + size - 1) / size;
+    elements_.resize(static_cast<std::size_t>((end - first) * size));
+    reader.read_at(tensor.offset + first * size, elements_);
+    lora::add_patches(tensor.dtype, elements_, first, end - first, pointers_, kTileElements,
+                      scratch_);
+    std::copy_n(elements_.begin() + static_cast<std::ptrdiff_t>(offset - first * size), out.size(),
+                out.begin());
+  }
+
+ private:
+  static constexpr std::size_t kTileElements = std::size_t{1} << 17;
+
+  void prepare(std::size_t index, const std::vector<PatchSource>& sources) {
+    prepared_.clear();
+    pointers_.clear();
+    for (const PatchSource& source : sources) {
+      const LoraUse& use = uses_[source.use];
+      prepared_.push_back(lora::prepare_patch(*use.lora, *lora_readers_[source.use], *source.target,
+                                              use.multiplier));
+    }
+    for (const auto& patch : prepared_) pointers_.push_back(&patch);
+    prepared_for_ = index;
+  }
+
+  const Model& base_;
+  std::span<const LoraUse> uses_;
+  std::vector<std::unique_ptr<io::FileReader>> readers_;
+  std::vector<std::unique_ptr<lora::LoraReaders>> lora_readers_;
+  std::unordered_map<std::string, std::vector<PatchSource>> patches_;
+  std::size_t prepared_for_ = SIZE_MAX;
+  std::vector<lora::PreparedPatch> prepared_;
+  std::vector<const lora::PreparedPatch*> pointers_;
+  std::vector<std::byte> elements_;
+  lora::TileScratch scratch_;
+};
+
+}  // namespace
+
+WrittenFile write_merged_model(const Model& base, std::span<const LoraUse> uses,
+                               const std::string& path, const LoraMergeOptions& options) {
+  MergedBytes bytes(base, uses);
+  std::vector<TensorToWrite> tensors;
+  tensors.reserve(base.tensors().size());
+  for (const TensorInfo& tensor : base.tensors()) {
+    tensors.push_back({tensor.name, tensor.dtype, tensor.shape});
+  }
+  const TensorBytesSource source = [&](std::size_t index, std::uint64_t offset,
+                                       std::span<std::byte> out) {
+    bytes.fill(index, offset, out);
+  };
+  // Shards repeat some keys; the first file's value is kept.
+  std::unordered_set<std::string_view> keys;
+  if (options.format == FileFormat::gguf) {
+    GgufWriteOptions write;
+    write.chunk_bytes = options.chunk_bytes;
+    for (const MetadataEntry& entry : base.metadata()) {
+      if (keys.insert(entry.key).second) write.metadata.emplace_back(entry.key, entry.value);
+    }
+    return write_gguf(path, tensors, source, write);
+  }
+  if (options.format != FileFormat::safetensors) {
+    throw Error(ErrorCode::invalid_argument, "a merged model is written as safetensors or GGUF",
+                {path});
+  }
+  SafetensorsWriteOptions write;
+  write.chunk_bytes = options.chunk_bytes;
+  for (const MetadataEntry& entry : base.metadata()) {
+    const auto* text = std::get_if<std::string>(&entry.value.value);
+    if (text != nullptr && keys.insert(entry.key).second) {
+      write.metadata.emplace_back(entry.key, *text);
+    }
+  }
+  return write_safetensors(path, tensors, source, write);
+}
+
+}  // namespace weightmap

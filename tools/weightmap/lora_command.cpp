@@ -1,0 +1,236 @@
+#include "weightmap/lora_command.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <CLI/CLI.hpp>
+#include <charconv>
+#include <cmath>
+#include <memory>
+#include <ostream>
+
+#include "weightmap/error.hpp"
+#include "weightmap/human_bytes.hpp"
+#include "weightmap/lora.hpp"
+#include "weightmap/model_json.hpp"
+
+namespace weightmap::cli {
+namespace {
+
+std::string_view alpha_source_name(AlphaSource source) {
+  switch (source) {
+    case AlphaSource::tensor: return "tensor";
+    case AlphaSource::metadata: return "metadata";
+    case AlphaSource::option: return "option";
+    case AlphaSource::rank: return "rank";
+  }
+  return "?";
+}
+
+std::string candidates_text(const UnmatchedLoraModule& module) {
+  if (module.candidates.empty()) return std::string();
+  std::vector<std::string> names;
+  for (const auto& name : module.candidates) names.push_back(printable(name));
+  return fmt::format(" (ambiguous: {})", fmt::join(names, ", "));
+}
+
+void write_text(const LoraFile& lora, const LoraMatch* match, std::ostream& out) {
+  std::vector<std::string> targets(lora.modules.size());
+  if (match != nullptr) {
+    for (const auto& target : match->targets) targets[target.module] = target.base_tensor;
+  }
+  out << fmt::format("{}: {} LoRA, {} module{}\n", lora.path(), lora_naming_name(lora.naming),
+                     lora.modules.size(), lora.modules.size() == 1 ? "" : "s");
+  for (std::size_t i = 0; i < lora.modules.size(); ++i) {
+    const LoraModule& module = lora.modules[i];
+    out << fmt::format("  {}{}  {}  rank {}  alpha {} ({})", printable(module.name),
+                       module.target_suffix == ".bias" ? " (bias)" : "",
+                       lora_kind_name(module.kind), module.rank, module.alpha,
+                       alpha_source_name(module.alpha_source));
+    if (match != nullptr) {
+      out << (targets[i].empty() ? "  -> (no match)" : "  -> " + printable(targets[i]));
+    }
+    out << '\n';
+  }
+  if (match != nullptr) {
+    out << fmt::format("matched {} of {} modules\n", match->targets.size(), lora.modules.size());
+    if (!match->unmatched.empty()) {
+      out << fmt::format("unmatched {}:\n", match->unmatched.size());
+      for (const auto& module : match->unmatched) {
+        out << fmt::format("  {}{}\n", printable(module.module), candidates_text(module));
+      }
+    }
+  }
+  if (!lora.ignored.empty()) {
+    out << fmt::format("ignored {} tensor{} that belong to no LoRA module\n", lora.ignored.size(),
+                       lora.ignored.size() == 1 ? "" : "s");
+  }
+}
+
+std::string json_names(const std::vector<std::string>& names) {
+  std::vector<std::string> quoted;
+  for (const auto& name : names) quoted.push_back(json_string(name));
+  return fmt::format("[{}]", fmt::join(quoted, ","));
+}
+
+void write_json(const LoraFile& lora, const LoraMatch* match, std::ostream& out) {
+  std::vector<std::string> targets(lora.modules.size());
+  if (match != nullptr) {
+    for (const auto& target : match->targets) targets[target.module] = target.base_tensor;
+  }
+  std::vector<std::string> modules;
+  for (std::size_t i = 0; i < lora.modules.size(); ++i) {
+    const LoraModule& module = lora.modules[i];
+    std::string entry = fmt::format(
+        "{{\"name\":{},\"kind\":{},\"target_suffix\":{},\"rank\":{},\"alpha\":{},"
+        "\"alpha_source\":{}",
+        json_string(module.name), json_string(lora_kind_name(module.kind)),
+        json_string(module.target_suffix), module.rank, module.alpha,
+        json_string(alpha_source_name(module.alpha_source)));
+    if (match != nullptr) {
+      entry += fmt::format(",\"target\":{}",
+                           targets[i].empty() ? std::string("null") : json_string(targets[i]));
+    }
+    modules.push_back(entry + "}");
+  }
+  out << fmt::format("{{\"path\":{},\"naming\":{},\"modules\":[{}],\"ignored\":{}",
+                     json_string(lora.path()), json_string(lora_naming_name(lora.naming)),
+                     fmt::join(modules, ","), json_names(lora.ignored));
+  if (match != nullptr) {
+    std::vector<std::string> unmatched;
+    for (const auto& module : match->unmatched) {
+      unmatched.push_back(fmt::format("{{\"module\":{},\"candidates\":{}}}",
+                                      json_string(module.module), json_names(module.candidates)));
+    }
+    out << fmt::format(",\"matched\":{},\"unmatched\":[{}]", match->targets.size(),
+                       fmt::join(unmatched, ","));
+  }
+  out << "}\n";
+}
+
+}  // namespace
+
+std::pair<std::string, float> parse_lora_argument(std::string_view text) {
+  const auto colon = text.rfind(':');
+  if (colon != std::string_view::npos && colon > 0) {
+    const std::string_view number = text.substr(colon + 1);
+    float value = 0;
+    const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+    if (!number.empty() && ec == std::errc() && end == number.data() + number.size() &&
+        std::isfinite(value)) {
+      return {std::string(text.substr(0, colon)), value};
+    }
+  }
+  return {std::string(text), 1.0f};
+}
+
+int run_lora_inspect(const LoraInspectCommandOptions& options, std::ostream& out,
+                     std::ostream& err) {
+  try {
+    const LoraFile lora = read_lora(options.lora, {options.alpha});
+    std::optional<LoraMatch> match;
+    if (options.base) match = match_lora(lora, open_model(*options.base), sd_lora_name_rules());
+    if (options.json) {
+      write_json(lora, match ? &*match : nullptr, out);
+    } else {
+      write_text(lora, match ? &*match : nullptr, out);
+    }
+    return kExitOk;
+  } catch (const Error& e) {
+    err << "weightmap: " << e.what() << '\n';
+    return kExitError;
+  }
+}
+
+int run_lora_merge(const LoraMergeCommandOptions& options, std::ostream& out, std::ostream& err) {
+  try {
+    const Model base = open_model(options.base);
+    std::vector<LoraUse> uses;
+    std::size_t patches = 0;
+    for (const auto& argument : options.loras) {
+      auto [path, multiplier] = parse_lora_argument(argument);
+      auto lora = std::make_shared<const LoraFile>(read_lora(path, {options.alpha}));
+      LoraMatch match = match_lora(*lora, base, sd_lora_name_rules(), options.strict);
+      if (!match.unmatched.empty()) {
+        err << fmt::format(
+            "weightmap lora merge: {}: {} module{} no base tensor (first: "
+            "{}); --strict makes this an error\n",
+            path, match.unmatched.size(), match.unmatched.size() == 1 ? " matches" : "s match",
+            printable(match.unmatched.front().module));
+      }
+      patches += match.targets.size();
+      uses.push_back({std::move(lora), std::move(match), multiplier});
+    }
+    weightmap::LoraMergeOptions merge;
+    merge.format = options.output.ends_with(".gguf") ? FileFormat::gguf : FileFormat::safetensors;
+    const WrittenFile written = write_merged_model(base, uses, options.output, merge);
+    out << fmt::format("wrote {} ({}, {} tensors, {}): {} patches from {} LoRA{}\n", options.output,
+                       file_format_name(merge.format), base.tensors().size(),
+                       human_bytes(written.size), patches, uses.size(),
+                       uses.size() == 1 ? "" : "s");
+    return kExitOk;
+  } catch (const Error& e) {
+    err << "weightmap: " << e.what() << '\n';
+    return kExitError;
+  }
+}
+
+Subcommand add_lora_command(CLI::App& parent) {
+  struct Parsed {
+    LoraInspectCommandOptions inspect;
+    LoraMergeCommandOptions merge;
+    std::string base;
+    float alpha = 0;
+  };
+  auto parsed = std::make_shared<Parsed>();
+  CLI::App* command = parent.add_subcommand(
+      "lora",
+      "Inspect LoRA files (kohya, PEFT, LoCon, diffs, GGUF adapters) or merge them into "
+      "a base model.");
+  command->require_subcommand(1);
+
+  CLI::App* inspect = command->add_subcommand(
+      "inspect",
+      "Print each module's kind, rank and alpha; with --base, the base tensor each "
+      "patches and the modules that match none.");
+  inspect->add_option("LORA", parsed->inspect.lora, "A LoRA file (safetensors or GGUF)")
+      ->required();
+  CLI::Option* inspect_base =
+      inspect->add_option("--base", parsed->base, "The base model the LoRA is for");
+  CLI::Option* inspect_alpha = inspect->add_option(
+      "--alpha", parsed->alpha,
+      "Alpha for modules whose file gives none (PEFT's lora_alpha from adapter_config.json)");
+  inspect->add_flag("--json", parsed->inspect.json, "Print one JSON object");
+
+  CLI::App* merge = command->add_subcommand(
+      "merge",
+      "Write BASE + LoRAs (applied in order, W += multiplier * alpha / rank * up x "
+      "down) to a new file, streaming: never the whole model in memory.");
+  merge->add_option("BASE", parsed->merge.base, "The base model")->required();
+  merge
+      ->add_option("LORA", parsed->merge.loras,
+                   "LoRA files, each PATH or PATH:MULTIPLIER (default 1)")
+      ->required();
+  merge
+      ->add_option("-o,--output", parsed->merge.output,
+                   "The merged file: .gguf writes GGUF, anything else safetensors")
+      ->required();
+  CLI::Option* merge_alpha = merge->add_option(
+      "--alpha", parsed->alpha, "Alpha for modules whose file gives none (PEFT's lora_alpha)");
+  merge->add_flag("--strict", parsed->merge.strict,
+                  "A LoRA module that matches no base tensor is an error");
+
+  return {command, [=](std::ostream& out, std::ostream& err) {
+            if (inspect->parsed()) {
+              LoraInspectCommandOptions options = parsed->inspect;
+              if (inspect_base->count() > 0) options.base = parsed->base;
+              if (inspect_alpha->count() > 0) options.alpha = parsed->alpha;
+              return run_lora_inspect(options, out, err);
+            }
+            LoraMergeCommandOptions options = parsed->merge;
+            if (merge_alpha->count() > 0) options.alpha = parsed->alpha;
+            return run_lora_merge(options, out, err);
+          }};
+}
+
+}  // namespace weightmap::cli
