@@ -6,8 +6,11 @@
 #include <vector>
 
 #include "weightmap/bench_command.hpp"
+#include "weightmap/cache_command.hpp"
 #include "weightmap/inspect.hpp"
 #include "weightmap/load_command.hpp"
+#include "weightmap/lora_command.hpp"
+#include "weightmap/realign_command.hpp"
 #include "weightmap/sample.hpp"
 
 #ifndef WEIGHTMAP_VERSION
@@ -27,7 +30,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
 
   // One line per subcommand; each lives in its own file.
   const std::vector<Subcommand> subcommands = {add_inspect_command(app), add_sample_command(app),
-                                               add_load_command(app), add_bench_command(app)};
+                                               add_load_command(app),    add_bench_command(app),
+                                               add_realign_command(app), add_cache_command(app),
+                                               add_lora_command(app)};
 
   try {
     app.parse(argc, argv);
