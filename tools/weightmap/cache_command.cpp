@@ -177,10 +177,15 @@ std::string percent(std::uint64_t part, std::uint64_t whole) {
   return fmt::format("{:5.1f}%", 100.0 * static_cast<double>(part) / static_cast<double>(whole));
 }
 
+std::string trim_left(std::string text) {
+  text.erase(0, text.find_first_not_of(' '));
+  return text;
+}
+
 void write_text(const Usage& usage, std::ostream& out) {
   out << fmt::format("page cache: {} of {} of tensor data resident ({})\n",
                      human_bytes(usage.resident_bytes), human_bytes(usage.bytes),
-                     percent(usage.resident_bytes, usage.bytes));
+                     trim_left(percent(usage.resident_bytes, usage.bytes)));
   const auto rows = [&out](std::string_view title, const std::vector<CacheUsage>& entries) {
     out << title << ":\n";
     for (const CacheUsage& entry : entries) {
