@@ -266,5 +266,37 @@ TEST(AutoMode, FixedModesNameThemselvesInTheReport) {
   EXPECT_EQ(load(fx.model, requests, options).report.mode, "direct");
 }
 
+TEST(LoadPlanned, CarriesOutTheCallersPlan) {
+  const Fixture fx(two_tensors());
+  std::vector<TensorRequest> requests = {request("b"), request("w")};
+  requests[1].device.reads_host_memory = false;
+  Plan planned = plan(fx.model, requests, quiet_options());
+  const LoadedModel loaded = load(fx.model, requests, quiet_options(), std::move(planned));
+  ASSERT_EQ(loaded.tensors.size(), 2u);
+  EXPECT_TRUE(loaded.tensors[0].mapped);
+  EXPECT_FALSE(loaded.tensors[1].mapped);
+  EXPECT_EQ(Bytes(loaded.tensors[1].bytes.begin(), loaded.tensors[1].bytes.end()),
+            fx.file_bytes("w"));
+}
+
+TEST(LoadPlanned, APlanForOtherRequestsIsRefused) {
+  const Fixture fx(two_tensors());
+  const std::vector<TensorRequest> planned_for = {request("b"), request("w")};
+  const std::vector<TensorRequest> swapped = {request("w"), request("b")};
+  const std::vector<TensorRequest> fewer = {request("b")};
+  for (const auto* requests : {&swapped, &fewer}) {
+    try {
+      (void)load(fx.model, *requests, quiet_options(),
+                 plan(fx.model, planned_for, quiet_options()));
+      FAIL() << "no error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+      EXPECT_NE(std::string(e.what()).find("the plan was not made for these requests"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace weightmap

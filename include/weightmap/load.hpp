@@ -223,4 +223,13 @@ struct LoadedModel {
 LoadedModel load(const Model& model, std::span<const TensorRequest> requests,
                  const LoadOptions& options = {});
 
+// Carries out a plan the caller already made with plan() for the same model, requests and
+// options (to allocate device buffers first, say), without planning again. Throws
+// Error(invalid_argument) when the plan does not belong to these requests.
+LoadedModel load(const Model& model, std::span<const TensorRequest> requests,
+                 const LoadOptions& options, Plan planned);
+
+// The facts plan() takes in the auto mode, one per model file (statfs; no file is read).
+std::vector<FileFacts> file_facts(const Model& model);
+
 }  // namespace weightmap

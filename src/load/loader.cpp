@@ -283,10 +283,28 @@ struct LoadState {
   }
 };
 
-}  // namespace
+// A plan from plan() for exactly these requests; anything else is the caller's mistake.
+void check_plan_matches(const Model& model, std::span<const TensorRequest> requests,
+                        const Plan& given) {
+  const auto mismatch = [] {
+    return Error(ErrorCode::invalid_argument,
+                 "the plan was not made for these requests (one planned tensor per request, in "
+                 "request order)");
+  };
+  if (given.tensors.size() != requests.size()) throw mismatch();
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const PlannedTensor& planned = given.tensors[i];
+    if (planned.request != i) throw mismatch();
+    if (planned.placement == Placement::absent) continue;
+    if (planned.tensor >= model.tensors().size() || planned.file >= model.files().size() ||
+        model.tensors()[planned.tensor].name != requests[i].name) {
+      throw mismatch();
+    }
+  }
+}
 
-LoadedModel load(const Model& model, std::span<const TensorRequest> requests,
-                 const LoadOptions& options) {
+LoadedModel load_planned(const Model& model, std::span<const TensorRequest> requests,
+                         const LoadOptions& options, std::optional<Plan> given) {
   const auto start = std::chrono::steady_clock::now();
   if (options.workers == 0) {
     throw Error(ErrorCode::invalid_argument, "a load needs at least one worker");
@@ -302,9 +320,13 @@ LoadedModel load(const Model& model, std::span<const TensorRequest> requests,
                       : !options.use_mmap ? (options.direct_io ? "direct" : "read")
                       : options.direct_io ? "mmap+direct"
                                           : "mmap";
-  state.facts.reserve(model.files().size());
-  for (const ModelFile& file : model.files()) state.facts.push_back(io::file_facts(file.path));
-  state.plan = plan(model, requests, options, state.facts);
+  state.facts = file_facts(model);
+  if (given) {
+    check_plan_matches(model, requests, *given);
+    state.plan = std::move(*given);
+  } else {
+    state.plan = plan(model, requests, options, state.facts);
+  }
   state.describe_files();
   state.check_element_counts();
   state.map_files();
@@ -325,6 +347,25 @@ LoadedModel load(const Model& model, std::span<const TensorRequest> requests,
   }
   loaded.report = std::move(report);
   return loaded;
+}
+
+}  // namespace
+
+std::vector<FileFacts> file_facts(const Model& model) {
+  std::vector<FileFacts> facts;
+  facts.reserve(model.files().size());
+  for (const ModelFile& file : model.files()) facts.push_back(io::file_facts(file.path));
+  return facts;
+}
+
+LoadedModel load(const Model& model, std::span<const TensorRequest> requests,
+                 const LoadOptions& options) {
+  return load_planned(model, requests, options, std::nullopt);
+}
+
+LoadedModel load(const Model& model, std::span<const TensorRequest> requests,
+                 const LoadOptions& options, Plan planned) {
+  return load_planned(model, requests, options, std::move(planned));
 }
 
 }  // namespace weightmap
