@@ -4,7 +4,8 @@
 //      buffers (one per mapping and device);
 //   2. allocate what is left of each context on its buffer type;
 //   3. load() the tensors planned as loaded: straight into their ggml buffer when it is host
-//      memory, else into a weightmap buffer uploaded with ggml_backend_tensor_set.
+//      memory, else streamed piece by piece from the loader's staging to the device with
+//      ggml_backend_tensor_set (quantized ones: into a host buffer, quantized, uploaded).
 // Mapping first is what lets step 2 use ggml_backend_alloc_ctx_tensors_from_buft: by then every
 // mapped tensor has its data and only the others are allocated.
 #include <fmt/format.h>
@@ -13,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <unordered_map>
@@ -279,10 +281,22 @@ class Binder {
     for (const std::size_t i : which) {
       TensorRequest request = requests_[i];
       const Item& item = items_[i];
-      // Host memory: the loader fills the ggml buffer itself, no second copy.
       if (!item.ggml_converts && ggml_backend_buffer_is_host(item.tensor->buffer)) {
+        // Host memory: the loader fills the ggml buffer itself, no second copy.
         request.destination = item.tensor->data;
         request.destination_size = ggml_nbytes(item.tensor);
+      } else if (!item.ggml_converts) {
+        // Device memory: pieces go from the loader's staging straight to the device, so no
+        // host copy of the tensor is made and one worker reads while another uploads. Uploads
+        // to one device take turns: a backend's transfer (an RPC connection, say) need not
+        // take two at once.
+        std::mutex& turn = upload_turns_[item.target.device];
+        request.sink = [tensor = item.tensor, &turn](std::span<const std::byte> piece,
+                                                     std::uint64_t offset) {
+          const std::lock_guard lock(turn);
+          ggml_backend_tensor_set(tensor, piece.data(), static_cast<std::size_t>(offset),
+                                  piece.size());
+        };
       }
       requests.push_back(std::move(request));
     }
@@ -293,7 +307,7 @@ class Binder {
     for (std::size_t k = 0; k < which.size(); ++k) {
       Item& item = items_[which[k]];
       const TensorStorage& storage = loaded.tensors[k];
-      if (requests[k].destination != nullptr) continue;
+      if (requests[k].destination != nullptr || requests[k].sink) continue;
       if (item.ggml_converts) {
         detail::convert_with_ggml(item.file_dtype, storage.bytes, *item.tensor, where(item.name));
         continue;
@@ -390,6 +404,7 @@ class Binder {
 
   std::vector<Item> items_;
   std::unordered_map<const ggml_tensor*, std::size_t> index_;
+  std::map<ggml_backend_dev_t, std::mutex> upload_turns_;  // one per device, for sinks
   std::vector<TensorRequest> requests_;
   Plan plan_;
   std::vector<std::pair<std::size_t, TensorStorage>> convert_sources_;
