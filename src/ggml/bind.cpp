@@ -16,7 +16,6 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -89,6 +88,7 @@ class Binder {
 
   void check_inputs() {
     items_.reserve(tensors_.by_name.size());
+    index_.reserve(tensors_.by_name.size());
     for (const auto& [name, tensor] : tensors_.by_name) {
       // printable() only on the error path: this loop runs for every tensor.
       const auto fail = [&name = name](const char* sentence) {
@@ -333,7 +333,7 @@ class Binder {
   void report(double seconds) {
     BindReport& out = state_.report;
     LoadReport& r = out.load;
-    std::set<const MappedFile*> files;
+    std::vector<const MappedFile*> files;             // a few; tensors of one file come together
     std::vector<ggml_backend_dev_t> device_of_count;  // parallel to out.devices
     for (std::size_t i = 0; i < items_.size(); ++i) {
       const Item& item = items_[i];
@@ -350,7 +350,11 @@ class Binder {
       }
       DeviceCounts& device = out.devices[static_cast<std::size_t>(it - device_of_count.begin())];
       if (item.mapping != nullptr) {
-        files.insert(item.mapping);
+        if (files.empty() || files.back() != item.mapping) {
+          if (std::find(files.begin(), files.end(), item.mapping) == files.end()) {
+            files.push_back(item.mapping);
+          }
+        }
         ++r.mapped_tensors;
         r.mapped_bytes += bytes;
         ++device.mapped_tensors;
