@@ -183,6 +183,24 @@ TEST(FileFacts, CachedBytesOfAFileJustWrittenIsAllOfIt) {
   EXPECT_EQ(io::cached_bytes(fx.path, fx.bytes.size(), std::span(&range, 1)), w->nbytes);
 }
 
+TEST(FileFacts, TheSampledEstimateSeesACachedAndAnEvictedFile) {
+  const Fixture fx(two_tensors());
+  const TensorInfo* w = fx.model.find("w");
+  const io::FileRange range{w->offset, w->nbytes};
+  const int fd = ::open(fx.path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(io::sampled_mincore_bytes(fd, fx.path, fx.bytes.size(), std::span(&range, 1)),
+            w->nbytes);
+  ::fdatasync(fd);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  const std::uint64_t after =
+      io::sampled_mincore_bytes(fd, fx.path, fx.bytes.size(), std::span(&range, 1));
+  ::close(fd);
+  if (io::file_facts(fx.path).filesystem != "tmpfs") {
+    EXPECT_LT(after, w->nbytes / 2);
+  }
+}
+
 TEST(AutoMode, PlansRiskyFilesystemsAsLoadedAndLocalOnesAsMapped) {
   const Fixture fx(two_tensors());
   const std::vector<TensorRequest> requests = {request("w"), request("b")};

@@ -24,9 +24,14 @@ struct FileRange {
   std::uint64_t bytes = 0;
 };
 
-// Bytes of the ranges (widened to whole pages) whose pages are in the page cache, through a
-// transient read-only mapping and mincore (no page is read). Throws Error(io) naming `path`.
+// Bytes of the ranges that are in the page cache (no page is read): cachestat(2) where the
+// kernel has it (6.5+), else an estimate from mincore of up to 4096 pages spread over the
+// ranges. Throws Error(io) naming `path`.
 std::uint64_t cached_bytes(const std::string& path, std::uint64_t file_size,
                            std::span<const FileRange> ranges);
+
+// The estimate cached_bytes falls back on without cachestat (public for its test).
+std::uint64_t sampled_mincore_bytes(int fd, const std::string& path, std::uint64_t file_size,
+                                    std::span<const FileRange> ranges);
 
 }  // namespace weightmap::io
