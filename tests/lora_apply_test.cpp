@@ -4,6 +4,7 @@
 // of lora_fixtures.hpp, computed in a plain loop.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "lora_fixtures.hpp"
@@ -170,6 +171,25 @@ TEST(LoraApply, MappedTensorsGetTheReferenceMergeAndTheFileStaysAsItWas) {
   for (std::size_t blk = 0; blk < 4; ++blk) {
     const TensorInfo& info = *f.base.find(f.tensor(blk).name);
     EXPECT_EQ(lora_test::as_floats(DType::F16, f.file_bytes(info)), f.tensor(blk).values);
+  }
+}
+
+TEST(LoraApply, ABaseFileTruncatedWhileMappedIsAnErrorNamingTheTensorNotSigbus) {
+  Fixture f;
+  LoadedModel loaded = f.load_model(true);
+  LoraPatcher patcher(f.base, loaded);
+  // Cut the file inside the first patched tensor: its pages past the cut now fault.
+  const TensorInfo& first = *f.base.find(f.tensor(0).name);
+  std::filesystem::resize_file(f.dir / "base.safetensors", first.offset + first.nbytes / 2);
+  try {
+    patcher.apply(f.use(f.a, 1.0f));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(e.code(), ErrorCode::io);
+    EXPECT_NE(what.find("tensor " + f.tensor(0).name), std::string::npos) << what;
+    EXPECT_NE(what.find("base.safetensors"), std::string::npos) << what;
+    EXPECT_NE(what.find("after it was mapped"), std::string::npos) << what;  // the fault guard
   }
 }
 

@@ -15,6 +15,7 @@
 #include "lora/patch_kernel.hpp"
 #include "weightmap/convert.hpp"
 #include "weightmap/error.hpp"
+#include "weightmap/fault_guard.hpp"
 #include "weightmap/lora.hpp"
 
 namespace weightmap {
@@ -153,10 +154,23 @@ struct LoraPatcher::State {
     std::vector<const lora::PreparedPatch*> pointers;
     for (const auto& patch : prepared) pointers.push_back(&patch);
     const std::uint64_t size = element_size(storage.dtype);
-    lora::add_patches(storage.dtype,
-                      storage.writable.subspan(static_cast<std::size_t>(first * size),
-                                               static_cast<std::size_t>(count * size)),
-                      first, count, pointers, tile, scratch);
+    const auto bytes = storage.writable.subspan(static_cast<std::size_t>(first * size),
+                                                static_cast<std::size_t>(count * size));
+    if (!storage.mapping) {
+      lora::add_patches(storage.dtype, bytes, first, count, pointers, tile, scratch);
+      return;
+    }
+    // A mapped base whose file shrank (or failed) under the mapping: an Error naming the
+    // tensor and byte, not SIGBUS. The scratch is sized first, so nothing is allocated inside
+    // the guarded body (a fault abandons it mid-way).
+    scratch.weights.resize(std::max<std::size_t>(tile, 1));
+    scratch.delta.resize(std::max<std::size_t>(tile, 1));
+    const std::span<const std::byte> range = bytes;
+    guarded_read(
+        range,
+        {storage.mapping->path(), printable(storage.name),
+         offset_in_mapping(*storage.mapping, range)},
+        [&] { lora::add_patches(storage.dtype, bytes, first, count, pointers, tile, scratch); });
   }
 
   void reread(const io::FileReader& reader, const TensorInfo& info, TensorStorage& storage,
