@@ -25,11 +25,20 @@
 #include <span>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
 #include "weightmap/error.hpp"
 #include "weightmap/mapped_file.hpp"
 
 namespace weightmap {
+
+// Where a guarded range lies, for the error. Views only (trivially destructible), so that a
+// guarded read may sit inside another guarded read's body, which a fault can abandon.
+struct FaultSite {
+  std::string_view file;
+  std::string_view tensor;   // as it came from the file: printable() is applied on error
+  std::uint64_t offset = 0;  // file offset of the range's first byte
+};
 
 namespace fault_detail {
 
@@ -39,19 +48,19 @@ namespace fault_detail {
 const std::byte* run_guarded(std::span<const std::byte> range, void (*read)(void* state),
                              void* state);
 
-// The error for a fault at `fault` inside `range`; `where.offset` is the file offset of
-// range.data() (0 when unset). Says whether the file is now shorter than the faulting byte.
+// The error for a fault at `fault` inside `range`. Says whether the file is now shorter than
+// the faulting byte.
 [[noreturn]] void throw_fault(std::span<const std::byte> range, const std::byte* fault,
-                              const ErrorContext& where);
+                              const FaultSite& where);
 
 }  // namespace fault_detail
 
 // Runs `read()` (see the rule for the body above) while SIGBUS on `range` becomes
 // Error(io). `range` is the mapped memory the body reads; `where` names the file, the tensor
-// (already through printable()) and the file offset of range.data(). The error's offset is
-// the file offset of the faulting byte, clamped to the range.
+// and the file offset of range.data(). The error's offset is the file offset of the faulting
+// byte, clamped to the range.
 template <typename Read>
-void guarded_read(std::span<const std::byte> range, const ErrorContext& where, Read&& read) {
+void guarded_read(std::span<const std::byte> range, const FaultSite& where, Read&& read) {
   using Body = std::remove_reference_t<Read>;
   const std::byte* fault = fault_detail::run_guarded(
       range, [](void* state) { (*static_cast<Body*>(state))(); },
@@ -59,12 +68,11 @@ void guarded_read(std::span<const std::byte> range, const ErrorContext& where, R
   if (fault != nullptr) fault_detail::throw_fault(range, fault, where);
 }
 
-// The same over [offset, offset+n) of `file` (bounds-checked like MappedFile::span). `tensor`
-// is a name as it came from the file; it goes through printable() here.
+// The same over [offset, offset+n) of `file` (bounds-checked like MappedFile::span).
 template <typename Read>
 void guarded_read(const MappedFile& file, std::uint64_t offset, std::uint64_t n,
                   std::string_view tensor, Read&& read) {
-  guarded_read(file.span(offset, n), {file.path(), printable(tensor), offset},
+  guarded_read(file.span(offset, n), FaultSite{file.path(), tensor, offset},
                std::forward<Read>(read));
 }
 

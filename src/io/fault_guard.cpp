@@ -124,8 +124,7 @@ const std::byte* run_guarded(std::span<const std::byte> range, void (*read)(void
   return frame.fault;
 }
 
-void throw_fault(std::span<const std::byte> range, const std::byte* fault,
-                 const ErrorContext& where) {
+void throw_fault(std::span<const std::byte> range, const std::byte* fault, const FaultSite& where) {
   // A fault on the page before the range's first byte (prefaulting whole pages) is the
   // range's first byte for the caller.
   std::uint64_t at = 0;
@@ -133,10 +132,11 @@ void throw_fault(std::span<const std::byte> range, const std::byte* fault,
     at = std::min<std::uint64_t>(static_cast<std::uint64_t>(fault - range.data()),
                                  range.empty() ? 0 : range.size() - 1);
   }
-  const std::uint64_t offset = where.offset.value_or(0) + at;
+  const std::uint64_t offset = where.offset + at;
+  const std::string file(where.file);
   struct stat st {};
   std::string sentence;
-  if (!where.file.empty() && ::stat(where.file.c_str(), &st) == 0 &&
+  if (!file.empty() && ::stat(file.c_str(), &st) == 0 &&
       static_cast<std::uint64_t>(st.st_size) <= offset) {
     sentence = fmt::format(
         "the file was truncated to {} bytes after it was mapped, so reading the mapping "
@@ -147,7 +147,8 @@ void throw_fault(std::span<const std::byte> range, const std::byte* fault,
         "reading the mapped file failed (SIGBUS): an I/O error, or the file was truncated or "
         "replaced after it was mapped";
   }
-  throw Error(ErrorCode::io, std::move(sentence), {where.file, where.tensor, offset});
+  throw Error(ErrorCode::io, std::move(sentence),
+              {file, where.tensor.empty() ? std::string() : printable(where.tensor), offset});
 }
 
 }  // namespace fault_detail
@@ -155,7 +156,7 @@ void throw_fault(std::span<const std::byte> range, const std::byte* fault,
 void guarded_copy(void* destination, const MappedFile& file, std::uint64_t offset, std::uint64_t n,
                   std::string_view tensor) {
   const std::span<const std::byte> source = file.span(offset, n);
-  guarded_read(source, {file.path(), printable(tensor), offset},
+  guarded_read(source, FaultSite{file.path(), tensor, offset},
                [&] { std::memcpy(destination, source.data(), source.size()); });
 }
 

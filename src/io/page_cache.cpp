@@ -115,7 +115,7 @@ void populate_read(const void* addr, std::size_t len, const std::string& path,
   // that cannot be read becomes an Error with its offset, not SIGBUS.
   const std::size_t page = page_size();
   const std::span<const std::byte> bytes(static_cast<const std::byte*>(addr), len);
-  guarded_read(bytes, {path, {}, file_offset}, [&range, page] {
+  guarded_read(bytes, FaultSite{path, {}, file_offset}, [&range, page] {
     unsigned char sink = 0;
     for (std::size_t at = 0; at < range.len; at += page) {
       sink ^=

@@ -3,7 +3,6 @@
 #include <bit>
 #include <cstring>
 
-#include "weightmap/error.hpp"
 #include "weightmap/fault_guard.hpp"
 
 namespace weightmap::cli {
@@ -69,7 +68,7 @@ void TensorChecksum::add(const TensorStorage& tensor) {
   std::uint64_t hash = 0;
   // The body only hashes (noexcept, no allocation): safe to abandon at a fault.
   guarded_read(tensor.bytes,
-               {file.path(), printable(tensor.name), offset_in_mapping(file, tensor.bytes)},
+               FaultSite{file.path(), tensor.name, offset_in_mapping(file, tensor.bytes)},
                [&hash, &tensor] { hash = hash_bytes(tensor.bytes); });
   state_ = avalanche(state_ ^ hash) + kPrime3;
 }
