@@ -302,8 +302,14 @@ TEST(RealignSafetensors, PaddingNamesAvoidTheModelsOwnNames) {
 
 // --- GGUF ---
 
-MetadataValue value(MetadataType type, decltype(MetadataValue::value) v) {
-  return {.type = type, .value = std::move(v)};
+// Takes the stored type itself, not the variant: g++ 12 with the sanitizers warns about
+// moving a variant that holds an array out of a by-value parameter (a false positive).
+template <typename Stored>
+MetadataValue value(MetadataType type, Stored v) {
+  MetadataValue result;
+  result.type = type;
+  result.value = std::move(v);
+  return result;
 }
 
 std::vector<std::pair<std::string, MetadataValue>> gguf_fixture_metadata() {
@@ -316,7 +322,7 @@ std::vector<std::pair<std::string, MetadataValue>> gguf_fixture_metadata() {
   inner.value = MetadataArray{value(T::u16, std::uint64_t{7})};
   nested.value = MetadataArray{inner};
   return {{"general.architecture", value(T::string, std::string("llama"))},
-          {"t.f32", value(T::f32, 0.1f)},
+          {"t.f32", value(T::f32, static_cast<double>(0.1f))},
           {"t.i64", value(T::i64, std::int64_t{-5})},
           {"t.bool", value(T::boolean, true)},
           {"t.strings", strings},
