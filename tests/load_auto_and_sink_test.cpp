@@ -242,7 +242,7 @@ TEST(AutoMode, MapsHostTensorsAndReadsDeviceTensorsFromTheCacheWhenResident) {
       << file.why;
 }
 
-TEST(AutoMode, ReadsDeviceTensorsWithDirectIoWhenTheFileIsNotCached) {
+TEST(AutoMode, ReadsDeviceTensorsDroppingPagesBehindWhenTheFileIsNotCached) {
   const Fixture fx(two_tensors());
   const int fd = ::open(fx.path.c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
@@ -262,13 +262,13 @@ TEST(AutoMode, ReadsDeviceTensorsWithDirectIoWhenTheFileIsNotCached) {
   const LoadedModel loaded = load(fx.model, std::span(&r, 1), options);
   const FileChoice& file = loaded.report.files[0];
   EXPECT_LT(file.resident_fraction, 0.5);
-  EXPECT_NE(file.why.find("so O_DIRECT"), std::string::npos) << file.why;
-  // O_DIRECT, or pread where the filesystem refuses it, and the report says which.
-  EXPECT_TRUE(file.read_with == "O_DIRECT" ||
-              file.why.find("refuses O_DIRECT") != std::string::npos)
-      << file.read_with << ": " << file.why;
+  EXPECT_EQ(file.read_with, "pread, dropping pages behind");
+  EXPECT_NE(file.why.find("so pread, dropping each tensor's pages once read"), std::string::npos)
+      << file.why;
   EXPECT_EQ(Bytes(loaded.tensors[0].bytes.begin(), loaded.tensors[0].bytes.end()),
             fx.file_bytes("w"));
+  // What was read is not left in the page cache.
+  EXPECT_LT(io::cached_bytes(fx.path, fx.bytes.size(), std::span(&range, 1)), w->nbytes / 2);
 }
 
 TEST(AutoMode, FixedModesNameThemselvesInTheReport) {

@@ -86,9 +86,10 @@ using ProgressCallback = std::function<bool(const LoadProgress& progress)>;
 struct LoadOptions {
   // The auto mode: weightmap chooses per file and per tensor, and says why in
   // LoadReport::files. Tensors a host-readable device can use are mapped, except on network
-  // and FUSE filesystems (read instead); Loaded tensors are read with pread from a file mostly
-  // in the page cache and with O_DIRECT from one mostly not (pread where O_DIRECT is refused,
-  // as on tmpfs). use_mmap and direct_io are then ignored. See docs/loading.md#the-auto-mode.
+  // and FUSE filesystems (read instead); Loaded tensors are read with pread, and from a file
+  // mostly not in the page cache each tensor's pages are dropped once read (no second copy
+  // left in the cache). use_mmap and direct_io are then ignored. See
+  // docs/loading.md#the-auto-mode.
   bool automatic = false;
   bool use_mmap = true;
   // Map files copy-on-write (MAP_PRIVATE) for requests that write in place. Off: those
@@ -178,8 +179,9 @@ struct FileChoice {
   // Share of the Loaded tensors' bytes in the page cache before reading (auto mode only;
   // negative when not measured).
   double resident_fraction = -1;
-  std::string read_with;  // "pread", "O_DIRECT", or empty when nothing was read
-  std::string why;        // a sentence
+  // "pread", "pread, dropping pages behind", "O_DIRECT", or empty when nothing was read
+  std::string read_with;
+  std::string why;  // a sentence
 };
 
 struct LoadReport {

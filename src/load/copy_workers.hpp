@@ -37,6 +37,7 @@ struct CopyJob {
 struct CopySource {
   const io::FileReader* reader = nullptr;    // pread path
   const io::DirectReader* direct = nullptr;  // set when direct I/O is on and allowed
+  bool drop_behind = false;  // POSIX_FADV_DONTNEED each tensor's range of this file once copied
 };
 
 struct CopySettings {

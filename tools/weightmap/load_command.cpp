@@ -260,8 +260,9 @@ Subcommand add_load_command(CLI::App& parent) {
       command
           ->add_option("--mode", parsed->mode,
                        "auto: weightmap chooses per file and tensor (maps what a host-readable "
-                       "device can use on a local filesystem; reads the rest with pread when it "
-                       "is in the page cache, O_DIRECT when not) and prints why; mmap: map what "
+                       "device can use on a local filesystem; reads the rest with pread, dropping "
+                       "each tensor's pages once read when the file was mostly not in the page "
+                       "cache) and prints why; mmap: map what "
                        "can be mapped, pread the rest; read: pread everything; direct: O_DIRECT "
                        "everything")
           ->check(CLI::IsMember({"auto", "mmap", "read", "direct"}))
