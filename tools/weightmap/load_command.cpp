@@ -15,6 +15,7 @@
 #include "weightmap/human_bytes.hpp"
 #include "weightmap/load.hpp"
 #include "weightmap/model_json.hpp"
+#include "weightmap/power_of_two_option.hpp"
 #include "weightmap/proc_memory.hpp"
 #include "weightmap/tensor_checksum.hpp"
 
@@ -313,18 +314,7 @@ Subcommand add_load_command(CLI::App& parent) {
                        "offset breaks it are copied). Default: each tensor's element size, as a "
                        "CPU needs; 32 asks like a ggml backend")
           ->type_name("N")
-          ->check(CLI::Validator(
-              [](const std::string& text) {
-                std::size_t value = 0;
-                try {
-                  value = std::stoul(text);
-                } catch (const std::exception&) {
-                }
-                const bool power_of_two = value != 0 && (value & (value - 1)) == 0;
-                return power_of_two && value <= 4096 ? std::string()
-                                                     : "not a power of two up to 4096: " + text;
-              },
-              "N"));
+          ->check(power_of_two_validator(1, 4096));
   command->add_flag("--json", parsed->options.json,
                     "Print one JSON object (mapped_tensors, mapped_bytes, loaded_tensors, "
                     "loaded_bytes, converted_tensors, seconds, checksum, rss_anon_bytes, "

@@ -8,6 +8,7 @@
 
 #include "weightmap/error.hpp"
 #include "weightmap/human_bytes.hpp"
+#include "weightmap/power_of_two_option.hpp"
 
 namespace weightmap::cli {
 namespace {
@@ -80,20 +81,7 @@ Subcommand add_realign_command(CLI::App& parent) {
                    "Byte alignment of every tensor's offset in the file")
       ->type_name("N")
       ->capture_default_str()
-      ->check(CLI::Validator(
-          [](const std::string& text) {
-            std::uint64_t value = 0;
-            try {
-              value = std::stoull(text);
-            } catch (const std::exception&) {
-            }
-            const bool power_of_two = value != 0 && (value & (value - 1)) == 0;
-            return power_of_two && value >= kMinRealignment && value <= kMaxRealignment
-                       ? std::string()
-                       : fmt::format("not a power of two from {} to {}: {}", kMinRealignment,
-                                     kMaxRealignment, text);
-          },
-          "N"));
+      ->check(power_of_two_validator(kMinRealignment, kMaxRealignment));
   command->add_flag("--padding-tensors", parsed->realign.padding_tensors,
                     "safetensors: fill the gaps that reordering cannot avoid with extra U8 "
                     "tensors named __padding_N__, so every tensor of the model is aligned");
