@@ -159,7 +159,7 @@ class CopyRun {
                           : source.direct       ? copy_direct(job, source, staging)
                           : job.sink != nullptr ? copy_to_sink(job, source, staging)
                                                 : copy_straight(job, source);
-    if (finished && (settings_.drop_cache_after_read || source.drop_behind)) {
+    if (finished && source.drop_behind) {
       const std::uint64_t page = io::page_size();
       const std::uint64_t begin = job.offset / page * page;
       io::advise_file(source.reader->descriptor(), begin, job.offset + job.file_bytes - begin,

@@ -43,7 +43,6 @@ struct CopySource {
 struct CopySettings {
   unsigned workers = 2;
   std::size_t staging_bytes_cap = std::size_t{64} << 20;
-  bool drop_cache_after_read = false;  // POSIX_FADV_DONTNEED each tensor's range once copied
   const ProgressCallback* progress = nullptr;
   const std::atomic<bool>* cancel = nullptr;
 };

@@ -116,7 +116,6 @@ struct LoadState {
     std::vector<std::unique_ptr<io::FileReader>> readers(files.size());
     std::vector<std::unique_ptr<io::DirectReader>> direct(files.size());
     std::vector<loader::CopySource> sources(files.size());
-    std::vector<bool> drop_behind(files.size(), policy.dontneed_on_release);
     for (std::size_t i = 0; i < files.size(); ++i) {
       if (!needed[i]) continue;
       readers[i] = std::make_unique<io::FileReader>(files[i].path);
@@ -124,27 +123,19 @@ struct LoadState {
       sources[i].reader = readers[i].get();
       FileChoice& choice = report.files[i];
       // The auto mode never uses O_DIRECT: see choose_drop_behind.
-      if (options.automatic) {
-        sources[i].drop_behind = choose_drop_behind(jobs, i, choice);
-        if (sources[i].drop_behind) drop_behind[i] = true;
-      } else if (options.direct_io) {
+      const bool auto_drops = options.automatic && choose_drop_behind(jobs, i, choice);
+      if (!options.automatic && options.direct_io) {
         std::string refusal;
         direct[i] = io::DirectReader::open(files[i].path, &refusal);
         if (!direct[i]) {
-          const std::string sentence =
-              fmt::format("{}: the filesystem refuses direct I/O ({}); read with pread instead",
-                          files[i].path, refusal);
-          if (options.automatic) {
-            choice.why +=
-                fmt::format("; {} refuses O_DIRECT ({}), so pread", choice.filesystem, refusal);
-          } else {
-            note(sentence);
-          }
+          note(fmt::format("{}: the filesystem refuses direct I/O ({}); read with pread instead",
+                           files[i].path, refusal));
         }
         sources[i].direct = direct[i].get();
       }
+      sources[i].drop_behind = policy.dontneed_on_release || auto_drops;
       choice.read_with = sources[i].direct != nullptr ? "O_DIRECT"
-                         : sources[i].drop_behind     ? "pread, dropping pages behind"
+                         : auto_drops                 ? "pread, dropping pages behind"
                                                       : "pread";
       advise_reads(*readers[i]);
     }
@@ -152,23 +143,22 @@ struct LoadState {
     loader::CopySettings settings;
     settings.workers = options.workers;
     settings.staging_bytes_cap = options.staging_bytes_cap;
-    settings.drop_cache_after_read = policy.dontneed_on_release;
     settings.progress = &options.progress;
     settings.cancel = options.cancel;
     const loader::CopyStats stats = loader::run_copy_jobs(jobs, sources, settings);
     report.workers = stats.workers;
     report.peak_staging_bytes = stats.peak_staging_bytes;
-    drop_read_ranges(jobs, readers, drop_behind);
+    drop_read_ranges(jobs, readers, sources);
   }
 
   // Workers drop each tensor's range once copied, but readahead they started can land after
   // a neighbour's drop: one more pass over everything read, now that all reads are done.
   void drop_read_ranges(const std::vector<loader::CopyJob>& jobs,
                         const std::vector<std::unique_ptr<io::FileReader>>& readers,
-                        const std::vector<bool>& drop) {
+                        const std::vector<loader::CopySource>& sources) {
     std::vector<std::vector<loader::ByteRange>> ranges(readers.size());
     for (const auto& job : jobs) {
-      if (drop[job.file]) ranges[job.file].push_back({job.offset, job.file_bytes});
+      if (sources[job.file].drop_behind) ranges[job.file].push_back({job.offset, job.file_bytes});
     }
     for (std::size_t i = 0; i < readers.size(); ++i) {
       if (!readers[i] || ranges[i].empty()) continue;
