@@ -58,15 +58,11 @@ inline std::vector<std::byte> stored_bytes(const FloatTensor& tensor) {
   return out;
 }
 
-inline void write_tensors(const std::string& path, const std::vector<FloatTensor>& tensors,
-                          std::vector<std::pair<std::string, std::string>> metadata = {},
-                          bool gguf = false) {
-  std::vector<TensorToWrite> layout;
-  std::vector<std::vector<std::byte>> bytes;
-  for (const auto& tensor : tensors) {
-    layout.push_back({tensor.name, tensor.dtype, tensor.shape});
-    bytes.push_back(stored_bytes(tensor));
-  }
+// Tensors given as their stored bytes (quantized ones, say), one vector per tensor.
+inline void write_tensor_bytes(const std::string& path, const std::vector<TensorToWrite>& layout,
+                               const std::vector<std::vector<std::byte>>& bytes,
+                               std::vector<std::pair<std::string, std::string>> metadata = {},
+                               bool gguf = false) {
   const TensorBytesSource source = [&](std::size_t index, std::uint64_t offset,
                                        std::span<std::byte> out) {
     std::copy_n(bytes[index].begin() + static_cast<std::ptrdiff_t>(offset), out.size(),
@@ -84,6 +80,18 @@ inline void write_tensors(const std::string& path, const std::vector<FloatTensor
     options.metadata = std::move(metadata);
     write_safetensors(path, layout, source, options);
   }
+}
+
+inline void write_tensors(const std::string& path, const std::vector<FloatTensor>& tensors,
+                          std::vector<std::pair<std::string, std::string>> metadata = {},
+                          bool gguf = false) {
+  std::vector<TensorToWrite> layout;
+  std::vector<std::vector<std::byte>> bytes;
+  for (const auto& tensor : tensors) {
+    layout.push_back({tensor.name, tensor.dtype, tensor.shape});
+    bytes.push_back(stored_bytes(tensor));
+  }
+  write_tensor_bytes(path, layout, bytes, std::move(metadata), gguf);
 }
 
 // f32 values of bytes stored as `dtype`.

@@ -155,20 +155,45 @@ void mark_lora_targets(std::vector<TensorRequest>& requests, std::span<const Lor
 // One request per base tensor (file order), writes_in_place for the LoRA targets only.
 std::vector<TensorRequest> lora_requests(const Model& base, std::span<const LoraUse> uses);
 
+// --- Quantized base tensors ----------------------------------------------------------------
+
+// Reads rows of a quantized type as f32 and writes them back, so LoRAs can patch quantized
+// base tensors (dequantize a tile of whole rows, add the patches, requantize in place). The
+// core knows no quantized format: the ggml adapter gives one, weightmap::ggml::lora_codec().
+// A row is the file shape's innermost dimension (ggml quantizes row by row). Called from
+// several threads at once.
+class LoraQuantCodec {
+ public:
+  virtual ~LoraQuantCodec();
+
+  // Throws Error(unsupported) with a sentence saying why when `dtype` cannot be read as f32
+  // and written back; the caller adds the file and tensor. Called before anything is patched.
+  virtual void check(DType dtype) const = 0;
+  // `rows`: whole rows of `dtype`; `out`: their elements.
+  virtual void to_f32(DType dtype, std::span<const std::byte> rows, std::span<float> out) const = 0;
+  // `values`: whole rows of `row_elements` each; `rows`: their bytes as `dtype`.
+  virtual void from_f32(DType dtype, std::uint64_t row_elements, std::span<const float> values,
+                        std::span<std::byte> rows) const = 0;
+};
+
 // --- Applying in place, and undoing ------------------------------------------------------
 
 struct LoraApplyOptions {
   unsigned workers = 2;  // tensors patched in parallel
   // f32 working space per worker: rows are patched in tiles of this many bytes, so patching
-  // never holds more than a tile (plus the LoRA module's factors) in f32 per worker.
+  // never holds more than a tile (plus the LoRA module's factors) in f32 per worker. A
+  // quantized tensor's tiles are whole rows, at least one.
   std::size_t tile_bytes = std::size_t{1} << 20;
+  // Patches quantized base tensors; without it they are refused.
+  std::shared_ptr<const LoraQuantCodec> quantized;
 };
 
 using LoraId = std::uint64_t;
 
 // Patches the tensors of a LoadedModel in place and takes patches back out. Patched tensors
 // must be writable (loaded buffers, or mapped copy-on-write: see mark_lora_targets) and
-// f32, f16 or bf16. The model and loaded model must outlive the patcher; one thread at a time.
+// f32, f16 or bf16, or quantized with LoraApplyOptions::quantized. The model and loaded
+// model must outlive the patcher; one thread at a time.
 class LoraPatcher {
  public:
   LoraPatcher(const Model& base, LoadedModel& loaded, LoraApplyOptions options = {});
@@ -179,8 +204,9 @@ class LoraPatcher {
   // W += scale * delta for every target, written back in the tensor's own type. Everything is
   // checked before the first byte is written: Error(not_found) for a target not loaded,
   // Error(invalid_argument) for one that is not writable, Error(unsupported) "quantized base
-  // tensor X needs the ggml adapter". An I/O error reading the LoRA midway undoes what was
-  // written and is rethrown.
+  // tensor X needs the ggml adapter" without a codec, and for a quantized tensor whose rows
+  // are not whole blocks or whose type the codec refuses. An I/O error reading the LoRA midway
+  // undoes what was written and is rethrown.
   LoraId apply(const LoraUse& use);
 
   // Takes the given applications out: mapped tensors drop their private pages (the file's
@@ -223,13 +249,15 @@ std::map<std::string, std::vector<LoraDelta>> lora_runtime_deltas(std::span<cons
 struct LoraMergeOptions {
   FileFormat format = FileFormat::safetensors;  // safetensors or gguf
   std::size_t chunk_bytes = kDefaultWriteChunkBytes;
+  // Patches quantized base tensors (GGUF output keeps their type); without it they are refused.
+  std::shared_ptr<const LoraQuantCodec> quantized;
 };
 
 // Writes base + every LoRA of `uses` (applied in order, as LoraPatcher would) to `path`,
 // streaming: one chunk of the base and the current tensor's LoRA factors in memory at a
 // time. Metadata of the base is kept where the output format can hold it (strings into a
-// safetensors header). Throws Error(unsupported) for a quantized target, and what the writer
-// throws.
+// safetensors header). Throws Error(unsupported) for a quantized target without a codec (as
+// LoraPatcher::apply), and what the writer throws.
 WrittenFile write_merged_model(const Model& base, std::span<const LoraUse> uses,
                                const std::string& path, const LoraMergeOptions& options = {});
 

@@ -1,9 +1,8 @@
 // base + LoRAs into a new file, streaming through the writer: the writer asks for each
 // tensor's bytes chunk by chunk; a chunk of a patched tensor is read from the base file and
 // patched with the same kernel LoraPatcher uses, so a merged file and an immediate
-// application give the same bytes.
-#include <fmt/format.h>
-
+// application give the same bytes. A chunk edge may cut a unit (an element, or a row of a
+// quantized tensor): the units around the chunk are read and patched whole.
 #include <unordered_map>
 #include <unordered_set>
 
@@ -23,7 +22,8 @@ struct PatchSource {
 
 class MergedBytes {
  public:
-  MergedBytes(const Model& base, std::span<const LoraUse> uses) : base_(base), uses_(uses) {
+  MergedBytes(const Model& base, std::span<const LoraUse> uses, const LoraQuantCodec* quantized)
+      : base_(base), uses_(uses), quantized_(quantized) {
     for (const auto& file : base.files()) {
       readers_.push_back(std::make_unique<io::FileReader>(file.path));
     }
@@ -43,18 +43,7 @@ class MergedBytes {
                     "the tensor is a strided PyTorch view; merging writes contiguous tensors only",
                     {path, printable(tensor.name), tensor.offset});
       }
-      if (patches_.contains(tensor.name) && !lora::patchable_dtype(tensor.dtype)) {
-        if (dtype_info(tensor.dtype).block_size > 1) {
-          throw Error(ErrorCode::unsupported,
-                      fmt::format("quantized base tensor {} needs the ggml adapter",
-                                  printable(tensor.name)),
-                      {path});
-        }
-        throw Error(ErrorCode::unsupported,
-                    fmt::format("base tensor {} has type {}; LoRAs patch f32, f16 and bf16 tensors",
-                                printable(tensor.name), dtype_name(tensor.dtype)),
-                    {path});
-      }
+      if (patches_.contains(tensor.name)) codec_of(tensor);  // checks the type
     }
   }
 
@@ -66,15 +55,15 @@ class MergedBytes {
       reader.read_at(tensor.offset + offset, out);
       return;
     }
+    if (out.empty()) return;
     if (index != prepared_for_) prepare(index, found->second);
-    // Whole elements around the chunk, in case a chunk edge cuts one.
-    const std::uint64_t size = *dtype_bytes_for(tensor.dtype, 1);
+    const std::uint64_t size = codec_.unit_bytes;
     const std::uint64_t first = offset / size;
     const std::uint64_t end = (offset + out.size() + size - 1) / size;
     elements_.resize(static_cast<std::size_t>((end - first) * size));
     reader.read_at(tensor.offset + first * size, elements_);
-    lora::add_patches(tensor.dtype, elements_, first, end - first, pointers_, kTileElements,
-                      scratch_);
+    lora::add_patches(codec_, elements_, first * codec_.unit_elements,
+                      (end - first) * codec_.unit_elements, pointers_, kTileElements, scratch_);
     std::copy_n(elements_.begin() + static_cast<std::ptrdiff_t>(offset - first * size), out.size(),
                 out.begin());
   }
@@ -82,7 +71,13 @@ class MergedBytes {
  private:
   static constexpr std::size_t kTileElements = std::size_t{1} << 17;
 
+  lora::TensorCodec codec_of(const TensorInfo& tensor) const {
+    return lora::tensor_codec(tensor.dtype, tensor.shape, quantized_, tensor.name,
+                              base_.files()[tensor.file].path);
+  }
+
   void prepare(std::size_t index, const std::vector<PatchSource>& sources) {
+    codec_ = codec_of(base_.tensors()[index]);
     prepared_.clear();
     pointers_.clear();
     for (const PatchSource& source : sources) {
@@ -96,10 +91,12 @@ class MergedBytes {
 
   const Model& base_;
   std::span<const LoraUse> uses_;
+  const LoraQuantCodec* quantized_ = nullptr;
   std::vector<std::unique_ptr<io::FileReader>> readers_;
   std::vector<std::unique_ptr<lora::LoraReaders>> lora_readers_;
   std::unordered_map<std::string, std::vector<PatchSource>> patches_;
   std::size_t prepared_for_ = SIZE_MAX;
+  lora::TensorCodec codec_;  // of the prepared tensor
   std::vector<lora::PreparedPatch> prepared_;
   std::vector<const lora::PreparedPatch*> pointers_;
   std::vector<std::byte> elements_;
@@ -110,7 +107,7 @@ class MergedBytes {
 
 WrittenFile write_merged_model(const Model& base, std::span<const LoraUse> uses,
                                const std::string& path, const LoraMergeOptions& options) {
-  MergedBytes bytes(base, uses);
+  MergedBytes bytes(base, uses, options.quantized.get());
   std::vector<TensorToWrite> tensors;
   tensors.reserve(base.tensors().size());
   for (const TensorInfo& tensor : base.tensors()) {

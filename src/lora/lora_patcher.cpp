@@ -1,7 +1,9 @@
 // Immediate LoRAs: patch writable tensors in place, and take patches back out. A mapped
 // tensor gets its file bytes back by dropping its copy-on-write pages (no read); pages are
 // whole, so the neighbours sharing a boundary page get their remaining patches re-applied
-// on the part that was dropped. A loaded tensor is read from the file again.
+// on the part that was dropped. A loaded tensor is read from the file again. Tensors are
+// patched in units (an element, or a row of a quantized tensor: see lora::TensorCodec), so a
+// re-patched range is always whole units.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -45,7 +47,7 @@ std::uint64_t page_size_bytes() {
   return page;
 }
 
-// Page-aligned ranges, sorted and merged.
+// Ranges sorted, and overlapping or touching ones merged.
 std::vector<ByteRange> merge(std::vector<ByteRange> ranges) {
   std::sort(ranges.begin(), ranges.end(),
             [](const ByteRange& a, const ByteRange& b) { return a.begin < b.begin; });
@@ -61,10 +63,11 @@ std::vector<ByteRange> merge(std::vector<ByteRange> ranges) {
 }
 
 // What one tensor needs after an undo: its file bytes back (read again when loaded; the
-// straddling elements at the edges of dropped pages), then the patches that stay.
+// straddling units at the edges of dropped pages), then the patches that stay.
 struct Repair {
   TensorStorage* storage = nullptr;
   const TensorInfo* info = nullptr;
+  lora::TensorCodec codec;
   bool reread = false;                   // a loaded tensor: read it from the file again
   std::vector<ByteRange> element_spans;  // element ranges [begin, end) to re-patch
   std::vector<ByteRange> byte_spans;     // the dropped bytes of it, relative to its start
@@ -104,23 +107,14 @@ struct LoraPatcher::State {
                   "writes_in_place: see mark_lora_targets)",
                   {file, name});
     }
-    if (!lora::patchable_dtype(storage->dtype)) {
-      if (dtype_info(storage->dtype).block_size > 1) {
-        throw Error(ErrorCode::unsupported,
-                    fmt::format("quantized base tensor {} needs the ggml adapter", name), {file});
-      }
-      throw Error(ErrorCode::unsupported,
-                  fmt::format("base tensor {} has type {}; LoRAs patch f32, f16 and bf16 tensors",
-                              name, dtype_name(storage->dtype)),
-                  {file});
-    }
+    codec_of(*storage, *info);
     if (storage->writable.size() != storage->bytes.size() || storage->writable.empty()) {
       throw Error(ErrorCode::invalid_argument,
                   "the tensor is not writable: request it with writes_in_place (see "
                   "mark_lora_targets) so it is mapped copy-on-write or loaded",
                   {file, name});
     }
-    if (storage->bytes.size() / element_size(storage->dtype) != target.rows * target.cols) {
+    if (dtype_bytes_for(storage->dtype, target.rows * target.cols) != storage->bytes.size()) {
       throw Error(ErrorCode::invalid_argument,
                   "the loaded tensor does not have the element count the LoRA was matched to",
                   {file, name});
@@ -133,6 +127,12 @@ struct LoraPatcher::State {
     }
   }
 
+  // Checks the type (see lora::tensor_codec) too.
+  lora::TensorCodec codec_of(const TensorStorage& storage, const TensorInfo& info) const {
+    return lora::tensor_codec(storage.dtype, info.shape, options.quantized.get(), info.name,
+                              file_path(info));
+  }
+
   std::vector<PatchRef> patches_of(std::string_view tensor) const {
     std::vector<PatchRef> out;
     for (const auto& entry : applied) {
@@ -143,8 +143,10 @@ struct LoraPatcher::State {
     return out;
   }
 
-  static void add(const std::vector<PatchRef>& refs, TensorStorage& storage, std::uint64_t first,
-                  std::uint64_t count, std::size_t tile, lora::TileScratch& scratch) {
+  // Elements [first, first + count), whole units of `codec`.
+  static void add(const std::vector<PatchRef>& refs, TensorStorage& storage,
+                  const lora::TensorCodec& codec, std::uint64_t first, std::uint64_t count,
+                  std::size_t tile, lora::TileScratch& scratch) {
     std::vector<lora::PreparedPatch> prepared;
     prepared.reserve(refs.size());
     for (const PatchRef& ref : refs) {
@@ -153,24 +155,21 @@ struct LoraPatcher::State {
     }
     std::vector<const lora::PreparedPatch*> pointers;
     for (const auto& patch : prepared) pointers.push_back(&patch);
-    const std::uint64_t size = element_size(storage.dtype);
-    const auto bytes = storage.writable.subspan(static_cast<std::size_t>(first * size),
-                                                static_cast<std::size_t>(count * size));
+    const auto bytes = storage.writable.subspan(static_cast<std::size_t>(codec.bytes_of(first)),
+                                                static_cast<std::size_t>(codec.bytes_of(count)));
     if (!storage.mapping) {
-      lora::add_patches(storage.dtype, bytes, first, count, pointers, tile, scratch);
+      lora::add_patches(codec, bytes, first, count, pointers, tile, scratch);
       return;
     }
     // A mapped base whose file shrank (or failed) under the mapping: an Error naming the
     // tensor and byte, not SIGBUS. The scratch is sized first, so nothing is allocated inside
     // the guarded body (a fault abandons it mid-way).
-    scratch.weights.resize(std::max<std::size_t>(tile, 1));
-    scratch.delta.resize(std::max<std::size_t>(tile, 1));
+    lora::reserve_scratch(scratch, lora::tile_elements_for(codec, tile), pointers);
     const std::span<const std::byte> range = bytes;
-    guarded_read(
-        range,
-        {storage.mapping->path(), printable(storage.name),
-         offset_in_mapping(*storage.mapping, range)},
-        [&] { lora::add_patches(storage.dtype, bytes, first, count, pointers, tile, scratch); });
+    guarded_read(range,
+                 {storage.mapping->path(), printable(storage.name),
+                  offset_in_mapping(*storage.mapping, range)},
+                 [&] { lora::add_patches(codec, bytes, first, count, pointers, tile, scratch); });
   }
 
   void reread(const io::FileReader& reader, const TensorInfo& info, TensorStorage& storage,
@@ -204,27 +203,29 @@ struct LoraPatcher::State {
       }
     }
     const std::size_t tile = tile_elements();
-    lora::run_jobs(
-        repairs.size(), options.workers, [&](std::size_t index, lora::TileScratch& scratch) {
-          Repair& repair = repairs[index];
-          TensorStorage& storage = *repair.storage;
-          if (repair.reread) {
-            reread(*readers.at(repair.info->file), *repair.info, storage, scratch);
-          }
-          restore_straddling(repair, readers);
-          for (const ByteRange& span : repair.element_spans) {
-            add(repair.patches, storage, span.begin, span.end - span.begin, tile, scratch);
-          }
-        });
+    lora::run_jobs(repairs.size(), options.workers,
+                   [&](std::size_t index, lora::TileScratch& scratch) {
+                     Repair& repair = repairs[index];
+                     TensorStorage& storage = *repair.storage;
+                     if (repair.reread) {
+                       reread(*readers.at(repair.info->file), *repair.info, storage, scratch);
+                     }
+                     restore_straddling(repair, readers);
+                     for (const ByteRange& span : repair.element_spans) {
+                       add(repair.patches, storage, repair.codec, span.begin, span.end - span.begin,
+                           tile, scratch);
+                     }
+                   });
   }
 
-  // An element cut by the edge of a dropped page is half file, half patched: read it whole
-  // from the file before the patches go on again. (Only tensors at offsets that are not a
-  // multiple of their element size have such elements.)
+  // A unit cut by the edge of a dropped page is half file, half patched: read it whole from
+  // the file before the patches go on again. (Elements are cut only in tensors at offsets
+  // that are not a multiple of their element size; rows of quantized tensors often are.)
   static void restore_straddling(
       const Repair& repair,
       const std::unordered_map<std::uint32_t, std::unique_ptr<io::FileReader>>& readers) {
-    const std::uint64_t size = element_size(repair.storage->dtype);
+    const std::uint64_t size = repair.codec.unit_bytes;
+    if (size == 0) return;
     for (const ByteRange& span : repair.byte_spans) {
       for (const std::uint64_t edge : {span.begin, span.end}) {
         if (edge % size == 0 || edge >= repair.info->nbytes) continue;
@@ -271,7 +272,8 @@ struct LoraPatcher::State {
       TensorStorage* storage = storages.count(name) ? storages.at(name) : nullptr;
       const TensorInfo* info = base.find(name);
       if (storage == nullptr || info == nullptr) continue;
-      Repair repair{storage, info, !storage->mapped, {}, {}, patches_of(name)};
+      Repair repair{storage, info, codec_of(*storage, *info), !storage->mapped,
+                    {},      {},   patches_of(name)};
       if (storage->mapped) {
         storage->mapping->discard_private_pages(info->offset, info->nbytes);
         const std::uint64_t begin = info->offset / page * page;
@@ -279,7 +281,7 @@ struct LoraPatcher::State {
         dropped[info->file].push_back({begin, end});
       }
       if (!repair.patches.empty()) {
-        repair.element_spans.push_back({0, storage->bytes.size() / element_size(storage->dtype)});
+        repair.element_spans.push_back({0, info->element_count()});
       }
       repairs.push_back(std::move(repair));
     }
@@ -296,16 +298,21 @@ struct LoraPatcher::State {
         if (it == storages.end() || info == nullptr || !it->second->mapped) continue;
         const auto ranges = dropped.find(info->file);
         if (ranges == dropped.end()) continue;
-        Repair repair{it->second, info, false, {}, {}, {}};
-        const std::uint64_t size = element_size(info->dtype);
+        Repair repair{it->second, info, codec_of(*it->second, *info), false, {}, {}, {}};
+        const std::uint64_t size = repair.codec.unit_bytes;
+        const std::uint64_t per_unit = repair.codec.unit_elements;
+        if (size == 0) continue;
         for (const ByteRange& range : ranges->second) {
           const std::uint64_t begin = std::max(range.begin, info->offset);
           const std::uint64_t end = std::min(range.end, info->offset + info->nbytes);
           if (begin >= end) continue;
           const ByteRange bytes{begin - info->offset, end - info->offset};
           repair.byte_spans.push_back(bytes);
-          repair.element_spans.push_back({bytes.begin / size, (bytes.end + size - 1) / size});
+          repair.element_spans.push_back(
+              {bytes.begin / size * per_unit, (bytes.end + size - 1) / size * per_unit});
         }
+        // A unit longer than a page may touch two dropped ranges: patch it once.
+        repair.element_spans = merge(std::move(repair.element_spans));
         if (repair.element_spans.empty()) continue;
         repair.patches = patches_of(name);
         repairs.push_back(std::move(repair));
@@ -351,9 +358,10 @@ LoraId LoraPatcher::apply(const LoraUse& use) {
     lora::run_jobs(
         jobs.size(), state.options.workers, [&](std::size_t index, lora::TileScratch& scratch) {
           const auto& refs = jobs[index];
-          TensorStorage& storage = *storages.at(refs.front().target->base_tensor);
-          const std::uint64_t elements = storage.bytes.size() / element_size(storage.dtype);
-          State::add(refs, storage, 0, elements, tile, scratch);
+          const LoraTarget& target = *refs.front().target;
+          TensorStorage& storage = *storages.at(target.base_tensor);
+          const auto codec = state.codec_of(storage, *state.base.find(target.base_tensor));
+          State::add(refs, storage, codec, 0, target.rows * target.cols, tile, scratch);
         });
   } catch (...) {
     const LoraId id = applied.id;
