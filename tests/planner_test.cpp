@@ -196,6 +196,17 @@ TEST(PlannerTest, EachPlannedTensorNamesItsPlaceInTheIndex) {
   EXPECT_EQ(p.unrequested, (std::vector<std::string>{"a", "c"}));
 }
 
+TEST(PlannerTest, RequestsInFileOrderAndOutOfItFindTheSameTensors) {
+  // The planner tries the tensor after the last one found before looking the name up.
+  const std::vector<TensorRequest> requests = {request("a"), request("b"), request("d"),
+                                               request("c"), request("a")};
+  const Plan p = plan(test_model(), requests);
+  std::vector<std::size_t> found;
+  for (const auto& t : p.tensors) found.push_back(t.tensor);
+  EXPECT_EQ(found, (std::vector<std::size_t>{0, 1, 3, 2, 0}));
+  EXPECT_TRUE(p.unrequested.empty());
+}
+
 TEST(PlannerTest, ATypeConvertCannotProduceIsAnError) {
   TensorRequest r = request("a");
   r.dtype = DType::Q4_0;

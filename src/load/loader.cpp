@@ -63,33 +63,43 @@ struct LoadState {
 
   void map_files() {
     const auto& files = model.files();
-    std::vector<std::vector<loader::ByteRange>> ranges(files.size());
+    std::vector<bool> mapped(files.size(), false);
     std::vector<Access> access(files.size(), Access::read_only);
+    // The tensors' ranges only matter to hints, populate and mlock: without them a load of
+    // every tensor mapped touches no per-tensor memory here.
+    const bool ranged = policy.sequential || policy.random || policy.willneed || policy.hugepage ||
+                        policy.populate || policy.mlock;
+    std::vector<std::vector<loader::ByteRange>> ranges(ranged ? files.size() : 0);
     for (const auto& planned : plan.tensors) {
       if (planned.placement != Placement::mapped) continue;
-      ranges[planned.file].push_back({planned.offset, planned.file_bytes});
+      mapped[planned.file] = true;
       access[planned.file] = planned.access;  // the planner made it the same per file
+      if (ranged) ranges[planned.file].push_back({planned.offset, planned.file_bytes});
     }
     leases.resize(files.size());
     for (std::size_t i = 0; i < files.size(); ++i) {
-      if (ranges[i].empty()) continue;
+      if (!mapped[i]) continue;
       auto mapping = io::map_model_file(files[i].path, files[i].identity, access[i]);
       leases[i] =
           std::make_shared<loader::FileLease>(std::move(mapping), policy.dontneed_on_release);
-      leases[i]->apply(policy, loader::merge_ranges(std::move(ranges[i]), files[i].size),
-                       report.notes);
+      if (ranged) {
+        leases[i]->apply(policy, loader::merge_ranges(std::move(ranges[i]), files[i].size),
+                         report.notes);
+      }
     }
   }
 
   void load_tensors() {
     const auto& files = model.files();
     std::vector<loader::CopyJob> jobs;
-    buffers.resize(plan.tensors.size());
-    destinations.resize(plan.tensors.size());
     std::vector<bool> needed(files.size(), false);
     for (std::size_t i = 0; i < plan.tensors.size(); ++i) {
       const PlannedTensor& planned = plan.tensors[i];
       if (planned.placement != Placement::loaded) continue;
+      if (buffers.empty()) {  // only loads that load anything pay for these
+        buffers.resize(plan.tensors.size());
+        destinations.resize(plan.tensors.size());
+      }
       const TensorRequest& request = requests[planned.request];
       if (request.sink) {
         // Streamed to the caller: no buffer.

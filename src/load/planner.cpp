@@ -131,9 +131,14 @@ Plan plan(const Model& model, std::span<const TensorRequest> requests, const Loa
   // By position in the index: one name lookup per request, none for the unrequested list.
   const auto& tensors = model.tensors();
   std::vector<bool> requested(tensors.size(), false);
+  std::size_t next = 0;  // the tensor after the last one found
   for (std::size_t i = 0; i < requests.size(); ++i) {
     const TensorRequest& request = requests[i];
-    const TensorInfo* tensor = model.find(request.name);
+    // Engines mostly ask in file order: comparing with the next tensor's name costs less
+    // than hashing the name (a third of planning 1,000 tensors).
+    const TensorInfo* tensor = next < tensors.size() && tensors[next].name == request.name
+                                   ? &tensors[next]
+                                   : model.find(request.name);
     if (tensor == nullptr) {
       if (!request.optional) {
         throw Error(ErrorCode::not_found,
@@ -152,6 +157,7 @@ Plan plan(const Model& model, std::span<const TensorRequest> requests, const Loa
     planned.request = i;
     planned.tensor = static_cast<std::size_t>(tensor - tensors.data());
     requested[planned.tensor] = true;
+    next = planned.tensor + 1;
     out.tensors.push_back(std::move(planned));
   }
 
