@@ -1,12 +1,15 @@
 // load(): mapped views, loaded and converted buffers, workers, truncation, cancellation,
 // the report and its log lines.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -158,6 +161,44 @@ TEST(LoaderTest, ATensorLargerThanTheStagingShareIsConvertedInChunks) {
   EXPECT_TRUE(same(loaded.tensors[0].bytes,
                    converted(fx.file_bytes("big"), DType::F16, DType::F32, 1024 * 700)));
   EXPECT_LE(loaded.report.peak_staging_bytes, loader::kMinStagingPerWorker);
+}
+
+TEST(LoaderTest, ATensorLargerThanAWorkersStagingShareIsSplitAcrossWorkers) {
+  SafetensorsBuilder builder;
+  // 3 MiB of f16 against 512 KiB staging shares: six pieces, so two workers run on the one
+  // tensor (converting, each piece is one share of f16 read, two of f32 written).
+  builder.add("big", "F16", {1536, 1024});
+  const Fixture fx(builder);
+  const std::uint64_t elements = 1536 * 1024;
+  const Bytes as_f32 = converted(fx.file_bytes("big"), DType::F16, DType::F32, elements);
+  for (const bool direct : {false, true}) {
+    for (const std::optional<DType> dtype : {std::optional<DType>(), std::optional(DType::F32)}) {
+      std::vector<TensorRequest> requests = {request("big")};
+      requests[0].dtype = dtype;
+      LoadOptions options = quiet_options();
+      options.use_mmap = false;
+      options.direct_io = direct;
+      options.workers = 2;
+      options.staging_bytes_cap = std::size_t{1} << 20;
+      std::vector<LoadProgress> seen;
+      options.progress = [&](const LoadProgress& progress) {
+        seen.push_back(progress);
+        return true;
+      };
+      const LoadedModel loaded = load(fx.model, requests, options);
+      SCOPED_TRACE(fmt::format("direct {}, to {}", direct, dtype ? "f32" : "f16"));
+      EXPECT_EQ(loaded.report.workers, 2u);
+      EXPECT_TRUE(same(loaded.tensors[0].bytes,
+                       dtype ? std::span<const std::byte>(as_f32) : fx.file_bytes("big")));
+      ASSERT_FALSE(seen.empty());
+      // The tensor counts as done once, when its last piece is.
+      EXPECT_EQ(seen.back().tensors_done, 1u);
+      EXPECT_EQ(seen.back().bytes_done, elements * 2);
+      EXPECT_EQ(std::count_if(seen.begin(), seen.end(),
+                              [](const LoadProgress& p) { return p.tensors_done == 1; }),
+                1);
+    }
+  }
 }
 
 TEST(LoaderTest, DirectIoGivesTheSameBytes) {

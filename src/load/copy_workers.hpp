@@ -1,6 +1,8 @@
-// Fills the buffers of Loaded tensors: a bounded pool of workers pulls tensors from one queue
-// (file order, so reads run forward), reads with pread (never through a mapping, so a file
-// that shrinks gives an Error, not SIGBUS) and converts through a per-worker staging buffer.
+// Fills the buffers of Loaded tensors: a bounded pool of workers pulls pieces of tensors from
+// one queue (file order, so reads run forward; a tensor larger than a worker's staging share
+// is cut into pieces of that size, so every worker has work even when one tensor is most of
+// the bytes), reads with pread (never through a mapping, so a file that shrinks gives an
+// Error, not SIGBUS) and converts through a per-worker staging buffer.
 #pragma once
 
 #include <atomic>
