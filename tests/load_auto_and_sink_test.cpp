@@ -1,6 +1,8 @@
-// The auto load mode (per file and tensor: map, pread or O_DIRECT, with the reason in the
-// report) and sinks (a Loaded tensor streamed to the caller in pieces instead of a buffer).
+// The auto load mode (per file and tensor: map, or pread with or without dropping pages
+// behind, with the reason in the report) and sinks (a Loaded tensor streamed to the caller in
+// pieces instead of a buffer).
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -160,7 +162,16 @@ TEST(LoadSink, ADestinationAndASinkTogetherAreRefused) {
   r.destination = buffer.data();
   r.destination_size = buffer.size();
   r.sink = [](std::span<const std::byte>, std::uint64_t) {};
-  EXPECT_THROW((void)plan(fx.model, std::span(&r, 1), quiet_options()), Error);
+  try {
+    (void)plan(fx.model, std::span(&r, 1), quiet_options());
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+    EXPECT_EQ(std::string(e.what()),
+              fmt::format("{}: the request gives both a destination and a sink; it takes one or "
+                          "the other (tensor b, byte {})",
+                          fx.path, fx.model.find("b")->offset));
+  }
 }
 
 TEST(FileFacts, NamesFilesystemsAndMarksNetworkAndFuseRisky) {
