@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "support/cli_run.hpp"
+#include "support/json_dom.hpp"
 #include "weightmap/cli.hpp"
 #include "weightmap/load_command.hpp"
 #include "weightmap/model.hpp"
@@ -43,29 +44,6 @@ std::string sample_model(FileFormat format) {
   return path;
 }
 
-struct Json {
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-};
-
-std::unique_ptr<Json> parse(const std::string& text) {
-  auto json = std::make_unique<Json>();
-  EXPECT_EQ(json->parser.parse(text).get(json->root), simdjson::SUCCESS) << text;
-  return json;
-}
-
-std::uint64_t u64(const Json& json, const char* key) {
-  std::uint64_t value = 0;
-  EXPECT_EQ(json.root[key].get(value), simdjson::SUCCESS) << key;
-  return value;
-}
-
-std::string text(const Json& json, const char* key) {
-  std::string_view value;
-  EXPECT_EQ(json.root[key].get(value), simdjson::SUCCESS) << key;
-  return std::string(value);
-}
-
 TEST(CliLoad, MmapAndCopyGiveTheSameChecksum) {
   for (const FileFormat format : {FileFormat::safetensors, FileFormat::gguf}) {
     const std::string path = sample_model(format);
@@ -77,11 +55,11 @@ TEST(CliLoad, MmapAndCopyGiveTheSameChecksum) {
     ASSERT_EQ(copied.code, kExitOk) << copied.err;
     ASSERT_EQ(direct.code, kExitOk) << direct.err;
     ASSERT_EQ(writable.code, kExitOk) << writable.err;
-    const std::string checksum = text(*parse(mapped.out), "checksum");
+    const std::string checksum = test::json_text(*test::parse_json(mapped.out), "checksum");
     EXPECT_EQ(checksum.size(), 16u);
-    EXPECT_EQ(text(*parse(copied.out), "checksum"), checksum);
-    EXPECT_EQ(text(*parse(direct.out), "checksum"), checksum);
-    EXPECT_EQ(text(*parse(writable.out), "checksum"), checksum);
+    EXPECT_EQ(test::json_text(*test::parse_json(copied.out), "checksum"), checksum);
+    EXPECT_EQ(test::json_text(*test::parse_json(direct.out), "checksum"), checksum);
+    EXPECT_EQ(test::json_text(*test::parse_json(writable.out), "checksum"), checksum);
   }
 }
 
@@ -93,24 +71,25 @@ TEST(CliLoad, JsonHasTheReportedFiguresMapped) {
 
   const Result r = cli({"load", path.c_str(), "--json"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
-  const auto json = parse(r.out);
-  EXPECT_EQ(u64(*json, "mapped_tensors"), model.tensors().size());
-  EXPECT_EQ(u64(*json, "mapped_bytes"), bytes);
-  EXPECT_EQ(u64(*json, "loaded_tensors"), 0u);
-  EXPECT_EQ(u64(*json, "loaded_bytes"), 0u);
-  EXPECT_EQ(u64(*json, "converted_tensors"), 0u);
+  const auto json = test::parse_json(r.out);
+  EXPECT_EQ(test::json_u64(*json, "mapped_tensors"), model.tensors().size());
+  EXPECT_EQ(test::json_u64(*json, "mapped_bytes"), bytes);
+  EXPECT_EQ(test::json_u64(*json, "loaded_tensors"), 0u);
+  EXPECT_EQ(test::json_u64(*json, "loaded_bytes"), 0u);
+  EXPECT_EQ(test::json_u64(*json, "converted_tensors"), 0u);
   double seconds = -1;
   EXPECT_EQ(json->root["seconds"].get(seconds), simdjson::SUCCESS);
   EXPECT_GE(seconds, 0.0);
   EXPECT_LT(seconds, 60.0);
   // Mapped pages are file-backed: touching them all must not show up as anonymous memory,
   // and RssFile covers at least the part of the model that is still resident.
-  EXPECT_GT(u64(*json, "rss_anon_bytes"), 0u);
-  EXPECT_GT(u64(*json, "rss_file_bytes"), 0u);
-  EXPECT_GT(u64(*json, "pss_bytes"), 0u);
+  EXPECT_GT(test::json_u64(*json, "rss_anon_bytes"), 0u);
+  EXPECT_GT(test::json_u64(*json, "rss_file_bytes"), 0u);
+  EXPECT_GT(test::json_u64(*json, "pss_bytes"), 0u);
   // Every page was touched, so all of it is resident (mincore counts whole pages, which can
   // come to a little more than the tensor bytes).
-  EXPECT_GE(u64(*json, "page_cache_resident_after_bytes"), u64(*json, "page_cache_tensor_bytes"));
+  EXPECT_GE(test::json_u64(*json, "page_cache_resident_after_bytes"),
+            test::json_u64(*json, "page_cache_tensor_bytes"));
 }
 
 TEST(CliLoad, JsonCountsLoadedTensorsWithoutMmap) {
@@ -121,13 +100,13 @@ TEST(CliLoad, JsonCountsLoadedTensorsWithoutMmap) {
 
   const Result r = cli({"load", path.c_str(), "--json", "--no-mmap", "--threads", "3"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
-  const auto json = parse(r.out);
-  EXPECT_EQ(u64(*json, "mapped_tensors"), 0u);
-  EXPECT_EQ(u64(*json, "loaded_tensors"), model.tensors().size());
-  EXPECT_EQ(u64(*json, "loaded_bytes"), bytes);
-  EXPECT_EQ(u64(*json, "converted_tensors"), 0u);
+  const auto json = test::parse_json(r.out);
+  EXPECT_EQ(test::json_u64(*json, "mapped_tensors"), 0u);
+  EXPECT_EQ(test::json_u64(*json, "loaded_tensors"), model.tensors().size());
+  EXPECT_EQ(test::json_u64(*json, "loaded_bytes"), bytes);
+  EXPECT_EQ(test::json_u64(*json, "converted_tensors"), 0u);
   // The loaded bytes live in anonymous memory.
-  EXPECT_GE(u64(*json, "rss_anon_bytes"), bytes);
+  EXPECT_GE(test::json_u64(*json, "rss_anon_bytes"), bytes);
 }
 
 TEST(CliLoad, DtypeF32ConvertsEveryTensorOfAnF16Model) {
@@ -135,13 +114,13 @@ TEST(CliLoad, DtypeF32ConvertsEveryTensorOfAnF16Model) {
   const Model model = open_model(path);
   const Result r = cli({"load", path.c_str(), "--json", "--dtype", "f32"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
-  const auto json = parse(r.out);
-  EXPECT_EQ(u64(*json, "converted_tensors"), model.tensors().size());
-  EXPECT_EQ(u64(*json, "loaded_tensors"), model.tensors().size());
-  EXPECT_EQ(u64(*json, "unconverted_tensors"), 0u);
+  const auto json = test::parse_json(r.out);
+  EXPECT_EQ(test::json_u64(*json, "converted_tensors"), model.tensors().size());
+  EXPECT_EQ(test::json_u64(*json, "loaded_tensors"), model.tensors().size());
+  EXPECT_EQ(test::json_u64(*json, "unconverted_tensors"), 0u);
   std::uint64_t bytes = 0;
   for (const auto& t : model.tensors()) bytes += t.nbytes;
-  EXPECT_EQ(u64(*json, "loaded_bytes"), 2 * bytes);
+  EXPECT_EQ(test::json_u64(*json, "loaded_bytes"), 2 * bytes);
 }
 
 TEST(CliLoad, UnconvertibleDtypeIsReportedPerTensorNotAFailure) {
@@ -158,10 +137,10 @@ TEST(CliLoad, UnconvertibleDtypeIsReportedPerTensorNotAFailure) {
 
   const Result r = cli({"load", path.c_str(), "--json", "--dtype", "f32"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
-  const auto json = parse(r.out);
-  EXPECT_EQ(u64(*json, "unconverted_tensors"), model.tensors().size());
-  EXPECT_EQ(u64(*json, "converted_tensors"), 0u);
-  EXPECT_EQ(u64(*json, "mapped_tensors"), model.tensors().size());
+  const auto json = test::parse_json(r.out);
+  EXPECT_EQ(test::json_u64(*json, "unconverted_tensors"), model.tensors().size());
+  EXPECT_EQ(test::json_u64(*json, "converted_tensors"), 0u);
+  EXPECT_EQ(test::json_u64(*json, "mapped_tensors"), model.tensors().size());
   const std::string first = model.tensors().front().name;
   EXPECT_NE(
       r.err.find("weightmap load: " + first + ": cannot convert q8_0 to f32; loaded as q8_0\n"),
@@ -204,7 +183,7 @@ TEST(CliLoad, AutoIsTheDefaultModeAndSaysWhatItChosePerFile) {
   const std::string path = sample_model(FileFormat::safetensors);
   const Result r = cli({"load", path.c_str(), "--json"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
-  EXPECT_EQ(text(*parse(r.out), "mode"), "auto");
+  EXPECT_EQ(test::json_text(*test::parse_json(r.out), "mode"), "auto");
   for (const char* part : {"\"file_choices\": [{\"path\": ", "\"filesystem\": ",
                            "\"mapped_tensors\": 40, \"loaded_tensors\": 0, "
                            "\"resident_fraction\": null, \"read_with\": \"\", \"why\": \"40 "
@@ -224,12 +203,13 @@ TEST(CliLoad, OffloadLoadsEveryTensorAndKeepsTheChecksum) {
   const Result offload = cli({"load", path.c_str(), "--json", "--offload"});
   ASSERT_EQ(mapped.code, kExitOk) << mapped.err;
   ASSERT_EQ(offload.code, kExitOk) << offload.err;
-  const auto json = parse(offload.out);
-  EXPECT_EQ(u64(*json, "mapped_tensors"), 0u);
-  EXPECT_EQ(u64(*json, "loaded_tensors"), 40u);
+  const auto json = test::parse_json(offload.out);
+  EXPECT_EQ(test::json_u64(*json, "mapped_tensors"), 0u);
+  EXPECT_EQ(test::json_u64(*json, "loaded_tensors"), 40u);
   EXPECT_NE(offload.out.find("\"device_cannot_read_host_memory\": 40"), std::string::npos)
       << offload.out;
-  EXPECT_EQ(text(*json, "checksum"), text(*parse(mapped.out), "checksum"));
+  EXPECT_EQ(test::json_text(*json, "checksum"),
+            test::json_text(*test::parse_json(mapped.out), "checksum"));
 }
 
 TEST(CliLoad, MalformedFileExitsOneNamingIt) {
