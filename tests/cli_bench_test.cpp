@@ -31,8 +31,9 @@ TEST(CliBench, PrintsEveryModeAndFloorWithOneRun) {
        {"\nindex-only open ", "\nread() into a new buffer ", "\nread() into a pre-faulted buffer ",
         "\nmemcpy (pre-faulted) ", "\nmmap ", "\nmmap + populate ", "\npread copy ",
         "\npread copy, caller's buffers ", "\nO_DIRECT copy ", "\nconvert to f32 ",
-        "\nconvert to f32, caller's buffers ", "x the time of index-only open", "x read() new, ",
-        "environment: convert ", "1 runs (medians)"}) {
+        "\nconvert to f32, caller's buffers ", "\nconvert to f32, hugepage buffers ",
+        "x the time of index-only open", "x read() new, ", "environment: convert ",
+        "1 runs (medians)"}) {
     EXPECT_NE(text.find(row), std::string::npos) << row << "\n" << text;
   }
   EXPECT_EQ(err.str(), "");  // no progress bar when not asked (stderr is not a terminal)

@@ -201,6 +201,23 @@ TEST(LoaderTest, ATensorLargerThanAWorkersStagingShareIsSplitAcrossWorkers) {
   }
 }
 
+TEST(LoaderTest, TheHugepageFlagGivesBigBuffersHugePageAlignment) {
+  SafetensorsBuilder builder;
+  builder.add("big", "F16", {1536, 1024}).add("small", "F32", {100});
+  const Fixture fx(builder);
+  auto requests = request_all(fx.model);
+  requests[0].dtype = DType::F32;  // 6 MiB of f32
+  LoadOptions options = quiet_options();
+  options.use_mmap = false;
+  options.cache.hugepage = true;
+  const LoadedModel loaded = load(fx.model, requests, options);
+  const auto address = reinterpret_cast<std::uintptr_t>(loaded.tensors[0].bytes.data());
+  EXPECT_EQ(address % loader::kHugePageBytes, 0u);
+  EXPECT_TRUE(same(loaded.tensors[0].bytes,
+                   converted(fx.file_bytes("big"), DType::F16, DType::F32, 1536 * 1024)));
+  EXPECT_TRUE(same(loaded.tensors[1].bytes, fx.file_bytes("small")));
+}
+
 TEST(LoaderTest, DirectIoGivesTheSameBytes) {
   SafetensorsBuilder builder;
   builder.add("x", "F32", {3, 1000}).add("y", "F16", {5000}).add("z", "U8", {7});

@@ -28,8 +28,10 @@ struct CachePolicy {
   // tensors are dropped as soon as they are copied. Helps a small box load several models
   // in turn; hurts back-to-back runs, which must read from disk again.
   bool dontneed_on_release = false;
-  bool hugepage = false;  // MADV_HUGEPAGE on mappings
-  bool mlock = false;     // lock mapped tensors in RAM (needs RLIMIT_MEMLOCK or CAP_IPC_LOCK)
+  // MADV_HUGEPAGE on mappings, and on the buffers weightmap allocates for loaded tensors of
+  // 2 MiB and more (fewer page faults filling them; a fault may stall to compact memory).
+  bool hugepage = false;
+  bool mlock = false;  // lock mapped tensors in RAM (needs RLIMIT_MEMLOCK or CAP_IPC_LOCK)
 
   // Every flag set in either policy.
   CachePolicy& merge(const CachePolicy& other);

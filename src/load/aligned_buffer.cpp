@@ -1,6 +1,7 @@
 #include "load/aligned_buffer.hpp"
 
 #include <fmt/format.h>
+#include <sys/mman.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -14,7 +15,13 @@ std::atomic<std::uint64_t> g_live_bytes{0};
 
 }  // namespace
 
-std::shared_ptr<std::byte> allocate_aligned(std::size_t bytes, std::size_t alignment) {
+std::shared_ptr<std::byte> allocate_aligned(std::size_t bytes, std::size_t alignment,
+                                            bool huge_pages) {
+  // A fresh buffer is faulted in as it is written: one fault per 4 KiB page costs ~1.4 us
+  // on our VMs (0.36 s per GiB), against 0.05 s per GiB in 2 MiB pages when the kernel has
+  // them free. Opt-in: where it must compact memory to find them, a fault can stall.
+  huge_pages = huge_pages && bytes >= kHugePageBytes;
+  if (huge_pages) alignment = std::max(alignment, kHugePageBytes);
   alignment = std::max(alignment, alignof(std::max_align_t));
   // aligned_alloc wants a size that is a multiple of the alignment.
   const std::size_t rounded =
@@ -26,6 +33,7 @@ std::shared_ptr<std::byte> allocate_aligned(std::size_t bytes, std::size_t align
   if (memory == nullptr) {
     throw Error(ErrorCode::io, fmt::format("out of memory allocating {} bytes", rounded));
   }
+  if (huge_pages) (void)::madvise(memory, rounded, MADV_HUGEPAGE);
   g_live_bytes += rounded;
   // On failure to allocate its control block, shared_ptr calls the deleter itself.
   return std::shared_ptr<std::byte>(static_cast<std::byte*>(memory), [rounded](std::byte* p) {

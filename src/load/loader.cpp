@@ -108,7 +108,8 @@ struct LoadState {
                            static_cast<std::size_t>(planned.bytes)};
       } else {
         buffers[i] = loader::allocate_aligned(static_cast<std::size_t>(planned.bytes),
-                                              std::max<std::size_t>(1, request.device.alignment));
+                                              std::max<std::size_t>(1, request.device.alignment),
+                                              policy.hugepage);
         destinations[i] = {buffers[i].get(), static_cast<std::size_t>(planned.bytes)};
       }
       const TensorInfo& tensor = info(planned);

@@ -219,12 +219,13 @@ int run_bench(const BenchOptions& options, std::ostream& out, std::ostream& err)
     const auto selected_f32_into = requests(false, DType::F32, &convert_into, &convert_into_bytes);
 
     std::set<std::string> notes;
-    const auto load_options = [&](bool mmap, bool direct, bool populate) {
+    const auto load_options = [&](bool mmap, bool direct, bool populate, bool hugepage = false) {
       LoadOptions o;
       o.use_mmap = mmap;
       o.direct_io = direct;
       o.workers = options.threads;
       o.cache.populate = populate;
+      o.cache.hugepage = hugepage;
       o.cache_from_env = false;  // the rows compare the modes, not the user's flags
       return o;
     };
@@ -299,6 +300,10 @@ int run_bench(const BenchOptions& options, std::ostream& out, std::ostream& err)
       modes.push_back({"convert to f32",
                        [&] { return timed_load(selected_f32, load_options(true, false, false)); },
                        {}});
+      modes.push_back(
+          {"convert to f32, hugepage buffers",
+           [&] { return timed_load(selected_f32, load_options(true, false, false, true)); },
+           {}});
       modes.push_back(
           {"convert to f32, caller's buffers",
            [&] { return timed_load(selected_f32_into, load_options(true, false, false)); },
