@@ -16,7 +16,9 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "ggml/binding_state.hpp"
@@ -33,6 +35,16 @@ namespace weightmap::ggml {
 
 using detail::mib;
 namespace {
+
+// shape_of(tensor) == shape, without building the vector: this runs for every tensor.
+bool has_shape(const ggml_tensor& tensor, std::span<const std::uint64_t> shape) {
+  const auto dims = static_cast<std::size_t>(ggml_n_dims(&tensor));
+  if (shape.size() != dims) return false;
+  for (std::size_t i = 0; i < dims; ++i) {
+    if (shape[dims - 1 - i] != static_cast<std::uint64_t>(tensor.ne[i])) return false;
+  }
+  return true;
+}
 
 struct Item {
   std::string_view name;
@@ -134,16 +146,22 @@ class Binder {
     requests_.reserve(items_.size());
     std::map<std::pair<ggml_backend_dev_t, ggml_backend_buffer_type_t>, detail::DeviceTarget>
         targets;
+    const detail::DeviceTarget* last = nullptr;  // most tensors go where the one before went
+    std::pair<ggml_backend_dev_t, ggml_backend_buffer_type_t> last_key;
     for (auto& item : items_) {
       // Device properties can cost a system call (CPU memory) or a round trip (RPC): asked
       // once per device and buffer type.
       const TensorDevice placed = device_of_(item.name, *item.tensor);
       const auto key = std::make_pair(placed.device, placed.buffer_type);
-      auto known = targets.find(key);
-      if (known == targets.end()) {
-        known = targets.emplace(key, detail::device_target(placed, item.name)).first;
+      if (last == nullptr || key != last_key) {
+        auto known = targets.find(key);
+        if (known == targets.end()) {
+          known = targets.emplace(key, detail::device_target(placed, item.name)).first;
+        }
+        last = &known->second;  // map nodes stay put
+        last_key = key;
       }
-      item.target = known->second;
+      item.target = *last;
       TensorRequest request;
       request.name = std::string(item.name);
       request.optional = options_.optional && options_.optional(item.name);
@@ -165,8 +183,9 @@ class Binder {
       } else {
         if (info == nullptr || info->dtype != wanted) request.dtype = wanted;
         // The file's shape needs no request shape (no copy, no comparison in the planner).
-        std::vector<std::uint64_t> shape = shape_of(*item.tensor);
-        if (info == nullptr || shape != info->shape) request.shape = std::move(shape);
+        if (info == nullptr || !has_shape(*item.tensor, info->shape)) {
+          request.shape = shape_of(*item.tensor);
+        }
         request.device = item.target.caps;
       }
       requests_.push_back(std::move(request));
@@ -181,12 +200,16 @@ class Binder {
     return out;
   }
 
-  // The part of plan_ for these requests, numbered as load() expects.
+  // The part of plan_ for these requests, numbered as load() expects. Their shapes move
+  // into it (bind reads only the other fields of plan_ afterwards).
   Plan part_of_plan(const std::vector<std::size_t>& which) {
     Plan part;
     part.tensors.reserve(which.size());
     for (std::size_t k = 0; k < which.size(); ++k) {
-      part.tensors.push_back(plan_.tensors[which[k]]);
+      PlannedTensor& planned = plan_.tensors[which[k]];
+      std::vector<std::uint64_t> shape = std::move(planned.shape);
+      part.tensors.push_back(planned);  // without its shape: no copy
+      part.tensors.back().shape = std::move(shape);
       part.tensors.back().request = k;
     }
     return part;
