@@ -3,12 +3,17 @@
 #include <simdjson.h>
 
 #include <fstream>
+#include <iterator>
+#include <memory>
+#include <span>
+#include <string>
 
 #include "lora_fixtures.hpp"
 #include "support/cli_run.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "weightmap/lora.hpp"
 #include "weightmap/lora_command.hpp"
+#include "weightmap/quantized_codec.hpp"
 
 namespace weightmap {
 namespace {
@@ -110,7 +115,7 @@ TEST(LoraCli, MergeWritesBasePlusTheLoraAsSafetensorsAndGguf) {
   }
 }
 
-TEST(LoraCli, MergeStrictAndQuantizedBaseAreErrors) {
+TEST(LoraCli, MergeStrictIsAnError) {
   Files f;
   const auto strict =
       run_cli_captured({"lora", "merge", "--strict", f.dir / "base.safetensors",
@@ -118,16 +123,40 @@ TEST(LoraCli, MergeStrictAndQuantizedBaseAreErrors) {
   EXPECT_EQ(strict.code, 1);
   EXPECT_EQ(strict.err, "weightmap: " + f.dir / "lora.safetensors" +
                             ": 1 LoRA module matches no base tensor: lora_unet_middle_block_0\n");
+}
 
+TEST(LoraCli, MergeOfAQuantizedBaseGoesThroughGgmlOrIsRefusedWithoutIt) {
+  Files f;
   write_tensors(f.dir / "q.gguf", {{"blk.0.w.weight", DType::Q8_0, {4, 32}, {}}}, {}, true);
   write_tensors(f.dir / "q_lora.safetensors",
                 {random_tensor("blk.0.w.weight.lora_a", DType::F32, {2, 32}, 1),
                  random_tensor("blk.0.w.weight.lora_b", DType::F32, {4, 2}, 2)});
   const auto quantized = run_cli_captured(
       {"lora", "merge", f.dir / "q.gguf", f.dir / "q_lora.safetensors", "-o", f.dir / "q2.gguf"});
+#if WEIGHTMAP_CLI_WITH_GGML
+  // The same bytes as the library's merge with ggml's codec.
+  ASSERT_EQ(quantized.code, 0) << quantized.err;
+  const Model base = open_model(f.dir / "q.gguf");
+  auto lora = std::make_shared<const LoraFile>(read_lora(f.dir / "q_lora.safetensors"));
+  const LoraUse use{lora, match_lora(*lora, base, sd_lora_name_rules()), 1.0f};
+  LoraMergeOptions options;
+  options.format = FileFormat::gguf;
+  options.quantized = cli::quantized_codec();
+  ASSERT_NE(options.quantized, nullptr);
+  write_merged_model(base, std::span(&use, 1), f.dir / "reference.gguf", options);
+  const auto bytes_of = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string merged = bytes_of(f.dir / "q2.gguf");
+  EXPECT_EQ(merged, bytes_of(f.dir / "reference.gguf"));
+  EXPECT_NE(merged, bytes_of(f.dir / "q.gguf"));
+  EXPECT_EQ(open_model(f.dir / "q2.gguf").find("blk.0.w.weight")->dtype, DType::Q8_0);
+#else
   EXPECT_EQ(quantized.code, 1);
   EXPECT_EQ(quantized.err, "weightmap: " + f.dir / "q.gguf" +
                                ": quantized base tensor blk.0.w.weight needs the ggml adapter\n");
+#endif
 }
 
 TEST(LoraCli, LoraArgumentsTakeAnOptionalMultiplier) {

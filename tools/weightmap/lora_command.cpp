@@ -13,6 +13,7 @@
 #include "weightmap/human_bytes.hpp"
 #include "weightmap/lora.hpp"
 #include "weightmap/model_json.hpp"
+#include "weightmap/quantized_codec.hpp"
 
 namespace weightmap::cli {
 namespace {
@@ -163,6 +164,7 @@ int run_lora_merge(const LoraMergeCommandOptions& options, std::ostream& out, st
     }
     weightmap::LoraMergeOptions merge;
     merge.format = options.output.ends_with(".gguf") ? FileFormat::gguf : FileFormat::safetensors;
+    merge.quantized = quantized_codec();
     const WrittenFile written = write_merged_model(base, uses, options.output, merge);
     out << fmt::format("wrote {} ({}, {} tensors, {}): {} patches from {} LoRA{}\n", options.output,
                        file_format_name(merge.format), base.tensors().size(),
@@ -205,7 +207,9 @@ Subcommand add_lora_command(CLI::App& parent) {
   CLI::App* merge = command->add_subcommand(
       "merge",
       "Write BASE + LoRAs (applied in order, W += multiplier * alpha / rank * up x "
-      "down) to a new file, streaming: never the whole model in memory.");
+      "down) to a new file, streaming: never the whole model in memory. Quantized base "
+      "tensors (q8_0, q4_K, ...) are dequantized, patched and quantized again with ggml "
+      "(in builds with the ggml adapter).");
   merge->add_option("BASE", parsed->merge.base, "The base model")->required();
   merge
       ->add_option("LORA", parsed->merge.loras,
