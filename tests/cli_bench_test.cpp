@@ -11,15 +11,20 @@
 namespace weightmap::cli {
 namespace {
 
-TEST(CliBench, PrintsEveryModeAndFloorWithOneRun) {
-  const std::string path = testing::TempDir() + "cli_bench.safetensors";
+// A 1 MiB sample model of 20 tensors in the test temp dir.
+std::string tiny_sample(const std::string& name) {
+  const std::string path = testing::TempDir() + name;
   SampleOptions sample;
   sample.path = path;
   sample.size = std::uint64_t{1} << 20;
   sample.tensors = 20;
   std::ostringstream ignored;
-  ASSERT_EQ(run_sample(sample, ignored, ignored), kExitOk);
+  EXPECT_EQ(run_sample(sample, ignored, ignored), kExitOk);
+  return path;
+}
 
+TEST(CliBench, PrintsEveryModeAndFloorWithOneRun) {
+  const std::string path = tiny_sample("cli_bench.safetensors");
   BenchOptions options;
   options.path = path;
   options.runs = 1;
@@ -40,13 +45,7 @@ TEST(CliBench, PrintsEveryModeAndFloorWithOneRun) {
 }
 
 TEST(CliBench, BoundsTheCopiedBytes) {
-  const std::string path = testing::TempDir() + "cli_bench_bound.safetensors";
-  SampleOptions sample;
-  sample.path = path;
-  sample.size = std::uint64_t{1} << 20;
-  sample.tensors = 20;
-  std::ostringstream ignored;
-  ASSERT_EQ(run_sample(sample, ignored, ignored), kExitOk);
+  const std::string path = tiny_sample("cli_bench_bound.safetensors");
   BenchOptions options;
   options.path = path;
   options.runs = 1;
