@@ -173,6 +173,33 @@ TEST(LoraReader, GgufAdapterWrittenByGgufPy) {
   EXPECT_EQ(lora.modules[0].down->shape, (std::vector<std::uint64_t>{2, 8}));
 }
 
+// Found while writing fuzz_lora: an f64 alpha beyond float's range has no float value (the
+// cast is undefined, and gave an infinite scale); it counts as no alpha, as a non-finite one.
+TEST(LoraReader, GgufAdapterAlphaBeyondFloatRangeIsIgnored) {
+  TempDir dir;
+  const auto path = dir / "huge-alpha.gguf";
+  GgufWriteOptions options;
+  options.metadata = {
+      {"general.type", {MetadataType::string, MetadataType::string, std::string("adapter")}},
+      {"adapter.type", {MetadataType::string, MetadataType::string, std::string("lora")}},
+      {"adapter.lora.alpha", {MetadataType::f64, MetadataType::string, 1e300}},
+  };
+  const std::vector<float> zeros(16, 0.0f);
+  write_gguf(
+      path,
+      {{"blk.0.attn_q.weight.lora_a", DType::F32, {2, 8}},
+       {"blk.0.attn_q.weight.lora_b", DType::F32, {8, 2}}},
+      [&](std::size_t, std::uint64_t offset, std::span<std::byte> out) {
+        std::copy_n(std::as_bytes(std::span(zeros)).begin() + static_cast<std::ptrdiff_t>(offset),
+                    out.size(), out.begin());
+      },
+      options);
+  const LoraFile lora = read_lora(path);
+  ASSERT_EQ(lora.modules.size(), 1u);
+  EXPECT_EQ(lora.modules[0].alpha_source, AlphaSource::rank);
+  EXPECT_EQ(lora.modules[0].alpha, 2.0f);
+}
+
 TEST(LoraReader, GgufAdapterOfAnotherTypeIsUnsupported) {
   TempDir dir;
   const auto path = dir / "cvec.gguf";

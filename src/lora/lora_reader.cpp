@@ -6,6 +6,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <unordered_map>
 
 #include "io/file_reader.hpp"
@@ -100,7 +101,10 @@ float read_alpha(const io::FileReader& reader, const TensorInfo& tensor) {
 std::optional<float> metadata_alpha(const Model& model) {
   if (const auto* entry = model.find_metadata("adapter.lora.alpha")) {
     if (const auto* number = std::get_if<double>(&entry->value.value)) {
-      if (std::isfinite(*number) && *number != 0) return static_cast<float>(*number);
+      // An f64 beyond float's range has no float value: no alpha, as a non-finite one.
+      const bool fits =
+          std::isfinite(*number) && std::fabs(*number) <= std::numeric_limits<float>::max();
+      if (fits && *number != 0) return static_cast<float>(*number);
     }
     return std::nullopt;
   }
