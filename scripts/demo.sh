@@ -44,4 +44,4 @@ run "$weightmap" load "$out/bench-f16.safetensors" --json
 run "$weightmap" bench "$out/bench-f16.safetensors" --runs 5
 
 # A ggml engine on bound weights: mapped, then copied, outputs compared bit for bit.
-run build-demo/tiny_transformer "$out/tiny-transformer"
+run build-demo/examples/tiny_transformer "$out/tiny-transformer"
