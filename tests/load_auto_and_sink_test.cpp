@@ -9,7 +9,9 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "io/file_facts.hpp"
@@ -115,6 +117,29 @@ TEST(LoadSink, StreamsEachTensorInOrderWithoutABuffer) {
   }
   EXPECT_EQ(loaded.report.loaded_tensors, 2u);
   EXPECT_LE(loaded.report.peak_staging_bytes, loader::kMinStagingPerWorker);
+}
+
+TEST(LoadSink, ATensorLargerThanAShareIsNotCutAcrossWorkersForASink) {
+  // Buffers get large tensors cut into pieces for every worker; a sink must get its pieces in
+  // order from one thread, so its tensor stays whole.
+  const Fixture fx(two_tensors());
+  std::mutex mutex;
+  std::set<std::thread::id> threads;
+  Bytes got;
+  TensorRequest r = request("w");  // 300 KiB against 256 KiB shares
+  r.device.reads_host_memory = false;
+  r.sink = [&](std::span<const std::byte> piece, std::uint64_t offset) {
+    const std::lock_guard lock(mutex);
+    threads.insert(std::this_thread::get_id());
+    EXPECT_EQ(offset, got.size());
+    got.insert(got.end(), piece.begin(), piece.end());
+  };
+  LoadOptions options = quiet_options();
+  options.workers = 2;
+  options.staging_bytes_cap = 2 * loader::kMinStagingPerWorker;
+  (void)load(fx.model, std::span(&r, 1), options);
+  EXPECT_EQ(got, fx.file_bytes("w"));
+  EXPECT_EQ(threads.size(), 1u);
 }
 
 TEST(LoadSink, ConvertedPiecesAndDirectIoGiveTheSameBytes) {
