@@ -44,6 +44,12 @@ void FileLease::apply(const CachePolicy& policy, const std::vector<ByteRange>& r
   }
 }
 
+bool acts_on_ranges(const CachePolicy& policy) noexcept {
+  // The flags apply() reads, and no others.
+  return policy.sequential || policy.random || policy.willneed || policy.hugepage ||
+         policy.populate || policy.mlock;
+}
+
 std::vector<ByteRange> merge_ranges(std::vector<ByteRange> ranges, std::uint64_t file_size) {
   const std::uint64_t page = io::page_size();
   for (auto& range : ranges) {

@@ -40,6 +40,10 @@ class FileLease {
   std::vector<ByteRange> locked_;
 };
 
+// Whether FileLease::apply does anything with `policy`: hints, populate or mlock on the
+// tensors' ranges. Without them a load need not collect the ranges at all.
+bool acts_on_ranges(const CachePolicy& policy) noexcept;
+
 // Sorted, merged page-granular cover of `ranges` (which need not be sorted).
 std::vector<ByteRange> merge_ranges(std::vector<ByteRange> ranges, std::uint64_t file_size);
 

@@ -65,10 +65,9 @@ struct LoadState {
     const auto& files = model.files();
     std::vector<bool> mapped(files.size(), false);
     std::vector<Access> access(files.size(), Access::read_only);
-    // The tensors' ranges only matter to hints, populate and mlock: without them a load of
-    // every tensor mapped touches no per-tensor memory here.
-    const bool ranged = policy.sequential || policy.random || policy.willneed || policy.hugepage ||
-                        policy.populate || policy.mlock;
+    // Without hints, populate or mlock a load of every tensor mapped touches no per-tensor
+    // memory here.
+    const bool ranged = loader::acts_on_ranges(policy);
     std::vector<std::vector<loader::ByteRange>> ranges(ranged ? files.size() : 0);
     for (const auto& planned : plan.tensors) {
       if (planned.placement != Placement::mapped) continue;
