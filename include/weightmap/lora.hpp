@@ -117,6 +117,10 @@ struct LoraTarget {
   // The base tensor as a matrix: rows = its outermost dimension, cols = the rest.
   std::uint64_t rows = 0;
   std::uint64_t cols = 0;
+  // The rows the module patches, [row_begin, row_begin + row_count): the whole tensor
+  // (0, rows) unless the module is one slice of a fused tensor (q, k or v of a fused qkv).
+  std::uint64_t row_begin = 0;
+  std::uint64_t row_count = 0;
 };
 
 struct UnmatchedLoraModule {

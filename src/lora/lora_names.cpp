@@ -89,6 +89,7 @@ LoraTarget fit(const LoraFile& lora, std::size_t index, const TensorInfo& base) 
   const std::uint64_t elements = base.element_count();
   target.rows = base.shape.empty() ? 1 : base.shape[0];
   target.cols = target.rows == 0 ? 0 : elements / target.rows;
+  target.row_count = target.rows;
 
   bool fits = false;
   if (module.kind == LoraKind::diff) {
