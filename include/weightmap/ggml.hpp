@@ -112,6 +112,9 @@ class Binding {
   const BindReport& report() const noexcept;
   // The buffers bind() created (host-pointer and allocated), for a scheduler or for sizes.
   std::span<const ggml_backend_buffer_t> buffers() const noexcept;
+  // The tensors bind() mapped, under the model's names: what a weightmap::Prefetcher takes to
+  // bring them into the page cache ahead of the engine's first run.
+  std::span<const TensorStorage> mapped_tensors() const noexcept;
 
   struct State;  // defined in src/ggml/
 

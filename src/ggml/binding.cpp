@@ -17,4 +17,6 @@ const BindReport& Binding::report() const noexcept { return state_->report; }
 
 std::span<const ggml_backend_buffer_t> Binding::buffers() const noexcept { return state_->buffers; }
 
+std::span<const TensorStorage> Binding::mapped_tensors() const noexcept { return state_->mapped; }
+
 }  // namespace weightmap::ggml
