@@ -4,6 +4,7 @@
 
 #include <array>
 
+#include "checked_math.hpp"
 #include "weightmap/error.hpp"
 
 namespace weightmap {
@@ -134,12 +135,7 @@ std::string_view dtype_name(DType type) { return dtype_info(type).name; }
 std::optional<std::uint64_t> dtype_bytes_for(DType type, std::uint64_t elements) noexcept {
   const auto* info = lookup(type);
   if (info == nullptr || elements % info->block_size != 0) return std::nullopt;
-  const std::uint64_t blocks = elements / info->block_size;
-  std::uint64_t bytes = 0;
-  if (__builtin_mul_overflow(blocks, std::uint64_t{info->block_bytes}, &bytes)) {
-    return std::nullopt;
-  }
-  return bytes;
+  return checked_mul(elements / info->block_size, info->block_bytes);
 }
 
 }  // namespace weightmap

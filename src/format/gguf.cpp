@@ -10,9 +10,10 @@
 #include <limits>
 #include <string_view>
 
+#include "checked_math.hpp"
 #include "format/gguf_cursor.hpp"
 #include "format/gguf_metadata.hpp"
-#include "format/gguf_name_set.hpp"
+#include "format/index_checks.hpp"
 #include "format/readers.hpp"
 #include "weightmap/error.hpp"
 
@@ -227,14 +228,12 @@ class GgufParser {
     // GGUF lists dimensions innermost first; TensorInfo::shape is outermost first.
     const std::uint64_t ne_offset = cursor_.offset();
     tensor.shape.resize(n_dims);
-    bool overflow = false;
-    std::uint64_t elements = 1;
     for (std::uint32_t d = 0; d < n_dims; ++d) {
-      const auto ne = cursor_.read<std::uint64_t>("tensor dimension");
-      tensor.shape[n_dims - 1 - d] = ne;
-      overflow = overflow || __builtin_mul_overflow(elements, ne, &elements);
+      tensor.shape[n_dims - 1 - d] = cursor_.read<std::uint64_t>("tensor dimension");
     }
-    if (overflow || elements > kMaxElements) {
+    const std::optional<std::uint64_t> counted = checked_product(tensor.shape);
+    const std::uint64_t elements = counted.value_or(0);
+    if (!counted || elements > kMaxElements) {
       fail(ErrorCode::malformed,
            fmt::format("tensor shape [{}] has more elements than ggml can count (2^63-1)",
                        fmt::join(tensor.shape, ", ")),
@@ -307,37 +306,17 @@ class GgufParser {
   // a writer never produces it.
   void reject_overlaps() const {
     const auto& tensors = index_.tensors;
-    std::vector<std::uint32_t> order;
-    order.reserve(tensors.size());
-    for (std::uint32_t i = 0; i < tensors.size(); ++i) {
-      if (tensors[i].nbytes != 0) order.push_back(i);  // an empty range overlaps nothing
-    }
-    const auto by_offset = [&](std::uint32_t a, std::uint32_t b) {
-      return tensors[a].offset < tensors[b].offset;
-    };
-    // Writers lay tensors out in file order, so the sort is usually a no-op check.
-    if (!std::is_sorted(order.begin(), order.end(), by_offset)) {
-      std::stable_sort(order.begin(), order.end(), by_offset);
-    }
-    // Sorted by start, a range overlaps an earlier one iff it starts before the furthest end.
-    std::optional<std::uint32_t> furthest;
-    for (const std::uint32_t i : order) {
-      if (furthest) {
-        const TensorInfo& earlier = tensors[*furthest];
-        const TensorInfo& tensor = tensors[i];
-        if (tensor.offset < earlier.offset + earlier.nbytes) {
-          fail(ErrorCode::malformed,
-               fmt::format("tensor data [{}, {}) overlaps tensor \"{}\" at [{}, {})", tensor.offset,
-                           tensor.offset + tensor.nbytes, printable(earlier.name), earlier.offset,
-                           earlier.offset + earlier.nbytes),
-               field_offsets_[i].data_offset, tensor.name);
-        }
-      }
-      if (!furthest || tensors[i].offset + tensors[i].nbytes >
-                           tensors[*furthest].offset + tensors[*furthest].nbytes) {
-        furthest = i;
-      }
-    }
+    const auto overlap = find_overlap(tensors.size(), [&](std::size_t i) {
+      return std::pair{tensors[i].offset, tensors[i].nbytes};
+    });
+    if (!overlap) return;
+    const TensorInfo& earlier = tensors[overlap->first];
+    const TensorInfo& tensor = tensors[overlap->second];
+    fail(ErrorCode::malformed,
+         fmt::format("tensor data [{}, {}) overlaps tensor \"{}\" at [{}, {})", tensor.offset,
+                     tensor.offset + tensor.nbytes, printable(earlier.name), earlier.offset,
+                     earlier.offset + earlier.nbytes),
+         field_offsets_[overlap->second].data_offset, tensor.name);
   }
 
   GgufCursor cursor_;

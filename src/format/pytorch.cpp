@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <optional>
 #include <unordered_map>
-#include <unordered_set>
 
+#include "checked_math.hpp"
+#include "format/index_checks.hpp"
 #include "format/pickle_reader.hpp"
 #include "format/readers.hpp"
 #include "format/zip_reader.hpp"
@@ -109,13 +111,15 @@ class CheckpointReader {
     index.format = FileFormat::pytorch_zip;
     const auto named = Flattener(program, source_.name()).run();
     index.tensors.reserve(named.size());
-    std::unordered_set<std::string_view> names;
     for (const auto& [name, tensor] : named) {
       index.tensors.push_back(make_tensor(name, program, program.tensors[tensor]));
-      if (!names.insert(index.tensors.back().name).second) {
-        throw Error(ErrorCode::duplicate, "tensor name appears twice in the checkpoint",
-                    {source_.name(), printable(name), index.tensors.back().offset});
-      }
+    }
+    const auto& tensors = index.tensors;
+    if (const auto repeat = find_repeated_name(
+            tensors.size(), [&](std::size_t i) -> std::string_view { return tensors[i].name; })) {
+      const TensorInfo& again = tensors[repeat->second];
+      throw Error(ErrorCode::duplicate, "tensor name appears twice in the checkpoint",
+                  {source_.name(), printable(again.name), again.offset});
     }
     index.data_offset = index.tensors.empty() ? 0 : first_storage_offset_;
     MetadataValue globals;
@@ -235,24 +239,22 @@ class CheckpointReader {
     const ZipEntry& entry = storage_entry(storage, name, element_bytes);
 
     // Element count, and the last element the strides reach, without overflow.
-    std::uint64_t count = 1;
-    std::uint64_t last = tensor.storage_offset;
-    bool overflow = false;
-    for (std::size_t i = 0; i < tensor.shape.size(); ++i) {
+    std::optional<std::uint64_t> count = checked_product(tensor.shape);
+    std::optional<std::uint64_t> last = tensor.storage_offset;
+    for (std::size_t i = 0; i < tensor.shape.size() && last; ++i) {
       const std::uint64_t dim = tensor.shape[i];
-      overflow |= __builtin_mul_overflow(count, dim, &count);
-      std::uint64_t reach = 0;
-      if (dim > 0) overflow |= __builtin_mul_overflow(dim - 1, tensor.stride[i], &reach);
-      overflow |= __builtin_add_overflow(last, reach, &last);
+      const std::optional<std::uint64_t> reach =
+          dim > 0 ? checked_mul(dim - 1, tensor.stride[i]) : std::uint64_t{0};
+      last = reach ? checked_add(*last, *reach) : std::nullopt;
     }
-    std::uint64_t nbytes = 0;
-    overflow |= __builtin_mul_overflow(count, element_bytes, &nbytes);
-    if (overflow) {
+    const std::optional<std::uint64_t> nbytes =
+        count ? checked_mul(*count, element_bytes) : std::nullopt;
+    if (!nbytes || !last) {
       fail(ErrorCode::malformed, "the tensor's size or strides overflow 64 bits", name,
            tensor.pickle_offset);
     }
     const bool reaches_outside =
-        count == 0 ? tensor.storage_offset > storage.numel : last >= storage.numel;
+        *count == 0 ? tensor.storage_offset > storage.numel : *last >= storage.numel;
     if (reaches_outside) {
       fail(ErrorCode::malformed,
            fmt::format("the tensor (offset {}, size [{}], stride [{}]) reaches past the end "
@@ -267,7 +269,7 @@ class CheckpointReader {
     info.dtype = storage.dtype;
     info.shape = tensor.shape;
     info.offset = entry.data_offset + tensor.storage_offset * element_bytes;
-    info.nbytes = nbytes;
+    info.nbytes = *nbytes;
     if (!is_contiguous(tensor)) info.strides = tensor.stride;
     return info;
   }

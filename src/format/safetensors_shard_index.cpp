@@ -3,8 +3,9 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
-#include <unordered_set>
+#include <string_view>
 
+#include "format/index_checks.hpp"
 #include "format/readers.hpp"
 #include "format/safetensors_json.hpp"
 #include "weightmap/error.hpp"
@@ -139,12 +140,11 @@ class ShardIndexParser {
   }
 
   void check_unique_tensors(const ShardIndex& index) const {
-    std::unordered_set<std::string_view> names;
-    names.reserve(index.weight_map.size());
-    for (const auto& entry : index.weight_map) {
-      if (!names.insert(entry.first).second) {
-        fail("the tensor is listed twice in \"weight_map\"", entry.first, ErrorCode::duplicate);
-      }
+    const auto& entries = index.weight_map;
+    if (const auto repeat = find_repeated_name(
+            entries.size(), [&](std::size_t i) -> std::string_view { return entries[i].first; })) {
+      fail("the tensor is listed twice in \"weight_map\"", entries[repeat->second].first,
+           ErrorCode::duplicate);
     }
   }
 

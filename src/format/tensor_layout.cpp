@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <unordered_map>
+#include <optional>
 
+#include "checked_math.hpp"
+#include "format/index_checks.hpp"
 #include "weightmap/error.hpp"
 
 namespace weightmap::format {
@@ -35,13 +37,10 @@ std::uint64_t checked_bytes(const std::string& path, const TensorToWrite& tensor
            fmt::format("tensor has {} dimensions; {} allows at most {}", tensor.shape.size(),
                        rules.format_name, rules.max_dims));
   }
-  std::uint64_t elements = 1;
-  bool overflow = false;
-  for (const std::uint64_t d : tensor.shape) {
-    overflow = overflow || __builtin_mul_overflow(elements, d, &elements);
-  }
+  const std::optional<std::uint64_t> counted = checked_product(tensor.shape);
+  const std::uint64_t elements = counted.value_or(0);
   // ggml counts elements in int64_t.
-  if (overflow || elements > static_cast<std::uint64_t>(INT64_MAX)) {
+  if (!counted || elements > static_cast<std::uint64_t>(INT64_MAX)) {
     reject(path, tensor.name,
            fmt::format("shape [{}] has more elements than fit in 63 bits",
                        fmt::join(tensor.shape, ", ")));
@@ -75,8 +74,6 @@ std::vector<std::uint64_t> validated_tensor_bytes(const std::string& path,
                                                   const TensorRules& rules) {
   std::vector<std::uint64_t> bytes;
   bytes.reserve(tensors.size());
-  std::unordered_map<std::string_view, std::size_t> seen;
-  seen.reserve(tensors.size());
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const TensorToWrite& tensor = tensors[i];
     if (tensor.name.empty()) {
@@ -84,12 +81,14 @@ std::vector<std::uint64_t> validated_tensor_bytes(const std::string& path,
                   {path});
     }
     if (!is_valid_utf8(tensor.name)) reject(path, tensor.name, "tensor name is not valid UTF-8");
-    if (const auto [it, inserted] = seen.emplace(tensor.name, i); !inserted) {
-      reject(path, tensor.name,
-             fmt::format("tensor name appears twice (tensors {} and {})", it->second, i),
-             ErrorCode::duplicate);
-    }
     bytes.push_back(checked_bytes(path, tensor, rules));
+  }
+  if (const auto repeat = find_repeated_name(
+          tensors.size(), [&](std::size_t i) -> std::string_view { return tensors[i].name; })) {
+    const auto [first, again] = *repeat;
+    reject(path, tensors[again].name,
+           fmt::format("tensor name appears twice (tensors {} and {})", first, again),
+           ErrorCode::duplicate);
   }
   return bytes;
 }
