@@ -55,6 +55,7 @@ class TinyTransformer {
   std::vector<float> forward(std::span<const float> input, int threads = 2);
 
   const ggml::BindReport& report() const { return binding_.report(); }
+  const ggml::Binding& binding() const { return binding_; }
 
  private:
   ggml_tensor* weight(const std::string& name) const { return weights_.by_name.at(name); }
