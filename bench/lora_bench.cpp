@@ -1,12 +1,12 @@
 // LoRA on a mapped model: what applying costs in private memory, and how undo (dropping the
 // copy-on-write pages) compares with binding the model again with copies, in the same run.
 //
-// An f16 model (WEIGHTMAP_LORA_BENCH_BYTES, default 1 GiB, written once into TMPDIR) and a
-// rank-16 LoRA on its 2-D tensors adding up to about WEIGHTMAP_LORA_BENCH_PERCENT (default
-// 10) percent of its bytes. Each repetition loads the model mapped copy-on-write, applies,
-// undoes, and loads it again with use_mmap=false; counters give private memory
-// (Private_Dirty of /proc/self/smaps_rollup) before, after apply and after undo, the bound the
-// issue sets (patched bytes plus a page per patched tensor boundary), and the times.
+// An f16 model (WEIGHTMAP_LORA_BENCH_BYTES, default 1 GiB, written once per run into a fresh
+// folder under TMPDIR) and a rank-16 LoRA on its 2-D tensors adding up to about
+// WEIGHTMAP_LORA_BENCH_PERCENT (default 10) percent of its bytes. Each repetition loads the model
+// mapped copy-on-write, applies, undoes, and loads it again with use_mmap=false; counters give
+// private memory (Private_Dirty of /proc/self/smaps_rollup) before, after apply and after undo, the
+// bound the issue sets (patched bytes plus a page per patched tensor boundary), and the times.
 //
 //   build/bench/weightmap_bench --benchmark_filter=Lora --benchmark_repetitions=5
 //       --benchmark_report_aggregates_only=true   (one line)
@@ -25,6 +25,7 @@
 #include <random>
 #include <sstream>
 
+#include "support/temp_dir.hpp"
 #include "weightmap/convert.hpp"
 #include "weightmap/lora.hpp"
 #include "weightmap/proc_memory.hpp"
@@ -97,20 +98,21 @@ void write_lora(const std::string& path, const std::vector<weightmap::TensorToWr
 const Files& files() {
   static const Files made = [] {
     Files out;
-    const fs::path dir = fs::temp_directory_path();
+    // Written into a folder of this run's own, removed at exit: a file a concurrent run may
+    // still be writing is never read.
+    static const weightmap::testing::TempDir temp("weightmap-lora-bench");
+    const fs::path& dir = temp.path();
     const std::uint64_t bytes = env_or("WEIGHTMAP_LORA_BENCH_BYTES", std::uint64_t{1} << 30);
     const std::uint64_t percent = env_or("WEIGHTMAP_LORA_BENCH_PERCENT", 10);
     out.model = (dir / fmt::format("weightmap-lora-bench-{}.safetensors", bytes)).string();
     out.lora =
         (dir / fmt::format("weightmap-lora-bench-{}-{}.lora.safetensors", bytes, percent)).string();
     const auto tensors = weightmap::cli::plan_sample_tensors(bytes, 400, DType::F16);
-    if (!fs::exists(out.model)) {
-      weightmap::write_safetensors(
-          out.model, tensors,
-          [&](std::size_t index, std::uint64_t offset, std::span<std::byte> chunk) {
-            weightmap::cli::fill_sample_bytes(1, DType::F16, index, offset, chunk);
-          });
-    }
+    weightmap::write_safetensors(
+        out.model, tensors,
+        [&](std::size_t index, std::uint64_t offset, std::span<std::byte> chunk) {
+          weightmap::cli::fill_sample_bytes(1, DType::F16, index, offset, chunk);
+        });
     std::vector<std::uint64_t> sizes;
     for (const auto& tensor : tensors) {
       std::uint64_t elements = 1;

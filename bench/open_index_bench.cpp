@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "support/temp_dir.hpp"
 #include "synthetic_models.hpp"
 #include "weightmap/model.hpp"
 
@@ -29,13 +30,10 @@ using weightmap::bench::write_safetensors_model;
 
 constexpr std::size_t kSizes[] = {1000, 10000};
 
+// The run's own folder, removed at exit.
 const fs::path& fixture_dir() {
-  static const fs::path dir = [] {
-    auto path = fs::temp_directory_path() / fmt::format("weightmap-bench-{}", ::getpid());
-    fs::create_directories(path);
-    return path;
-  }();
-  return dir;
+  static const weightmap::testing::TempDir dir("weightmap-bench");
+  return dir.path();
 }
 
 std::string safetensors_path(std::size_t n) {

@@ -14,6 +14,7 @@
 #include <system_error>
 #include <vector>
 
+#include "support/temp_dir.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/lora.hpp"
 
@@ -54,23 +55,12 @@ const weightmap::Model& base_model() {
   return model;
 }
 
-// read_lora takes a path: each input goes to this file, removed when the fuzzer exits.
-struct InputFile {
-  std::string path = (std::filesystem::temp_directory_path() /
-                      ("weightmap-fuzz-lora-" + std::to_string(::getpid()) + ".bin"))
-                         .string();
-  InputFile() = default;
-  InputFile(const InputFile&) = delete;
-  InputFile& operator=(const InputFile&) = delete;
-  ~InputFile() {
-    std::error_code ignored;
-    std::filesystem::remove(path, ignored);
-  }
-};
-
+// read_lora takes a path: each input goes to one file in the fuzzer's own folder, removed
+// when the fuzzer exits.
 const std::string& input_path() {
-  static const InputFile file;
-  return file.path;
+  static const weightmap::testing::TempDir dir("weightmap-fuzz-lora");
+  static const std::string path = dir / "input.bin";
+  return path;
 }
 
 // Saturates instead of wrapping, so a hostile shape cannot sneak under the bound.

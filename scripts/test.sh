@@ -2,7 +2,9 @@
 # The whole test suite, as CI runs it: installs dependencies, builds ggml (CPU + RPC backends,
 # from node-llama-cpp's llama.cpp, cached in .deps/ by scripts/build-ggml.sh), then
 #   1. g++, Release, warnings as errors, in build/: builds everything (the benchmark too, so it
-#      keeps compiling, but does not run it) and runs ctest;
+#      keeps compiling, but does not run it) and runs ctest three times over, four tests at a
+#      time (`--repeat until-fail:3`), so tests that share a file or depend on their order
+#      fail here rather than now and then;
 #   2. clang++-14 with AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/, runs
 #      ctest again;
 #   3. the libFuzzer targets (clang++-14, ASan+UBSan) in build-fuzz/, each run for a bounded
@@ -31,8 +33,8 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++
   -DWEIGHTMAP_GGML_DIR="$ggml_dir"
 cmake --build build -j "$jobs"
 
-step "tests (g++ Release)"
-(cd build && ctest --output-on-failure -j "$jobs")
+step "tests (g++ Release), three times over, 4 at a time"
+(cd build && ctest --output-on-failure -j 4 --repeat until-fail:3)
 
 step "clang++-14 ASan+UBSan build in build-asan/"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

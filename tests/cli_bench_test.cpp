@@ -4,6 +4,7 @@
 #include <sstream>
 #include <string>
 
+#include "support/temp_dir.hpp"
 #include "weightmap/bench_command.hpp"
 #include "weightmap/cli.hpp"
 #include "weightmap/sample.hpp"
@@ -11,9 +12,11 @@
 namespace weightmap::cli {
 namespace {
 
-// A 1 MiB sample model of 20 tensors in the test temp dir.
-std::string tiny_sample(const std::string& name) {
-  const std::string path = testing::TempDir() + name;
+using testing::TempDir;
+
+// A 1 MiB sample model of 20 tensors in the test's own folder.
+std::string tiny_sample(const TempDir& dir, const std::string& name) {
+  const std::string path = dir / name;
   SampleOptions sample;
   sample.path = path;
   sample.size = std::uint64_t{1} << 20;
@@ -24,7 +27,8 @@ std::string tiny_sample(const std::string& name) {
 }
 
 TEST(CliBench, PrintsEveryModeAndFloorWithOneRun) {
-  const std::string path = tiny_sample("cli_bench.safetensors");
+  const TempDir dir;
+  const std::string path = tiny_sample(dir, "cli_bench.safetensors");
   BenchOptions options;
   options.path = path;
   options.runs = 1;
@@ -45,7 +49,8 @@ TEST(CliBench, PrintsEveryModeAndFloorWithOneRun) {
 }
 
 TEST(CliBench, BoundsTheCopiedBytes) {
-  const std::string path = tiny_sample("cli_bench_bound.safetensors");
+  const TempDir dir;
+  const std::string path = tiny_sample(dir, "cli_bench_bound.safetensors");
   BenchOptions options;
   options.path = path;
   options.runs = 1;
@@ -65,8 +70,9 @@ TEST(CliBench, ExitCodes) {
   const char* zero_runs[] = {"weightmap", "bench", "x.safetensors", "--runs", "0"};
   EXPECT_EQ(run_cli(5, zero_runs, out, err), kExitUsage);
 
+  const TempDir dir;
   BenchOptions options;
-  options.path = testing::TempDir() + "cli_bench_missing.safetensors";
+  options.path = dir / "cli_bench_missing.safetensors";
   options.runs = 1;
   std::ostringstream bench_err;
   EXPECT_EQ(run_bench(options, out, bench_err), kExitError);

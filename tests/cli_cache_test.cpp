@@ -11,6 +11,7 @@
 #include "support/cli_run.hpp"
 #include "support/json_dom.hpp"
 #include "support/safetensors_bytes.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/cache_command.hpp"
 #include "weightmap/cli.hpp"
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "support/cli_run.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/cli.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/inspect.hpp"
@@ -75,17 +76,12 @@ constexpr std::uint64_t kTinySize = 256 + 26;
 class CliInspectTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("weightmap-cli-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
     tiny_ = write_file("tiny.safetensors",
                        safetensors_bytes(kTinyTensors, R"({"format":"pt","note":"a\tb"})", 256));
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::string write_file(const std::string& name, const std::string& bytes) {
-    const auto path = (dir_ / name).string();
+    const auto path = dir_ / name;
     std::ofstream(path, std::ios::binary) << bytes;
     return path;
   }
@@ -100,7 +96,7 @@ class CliInspectTest : public ::testing::Test {
 
   static Result cli(const std::vector<std::string>& args) { return test::run_cli_captured(args); }
 
-  fs::path dir_;
+  testing::TempDir dir_;
   std::string tiny_;
 };
 

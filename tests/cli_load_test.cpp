@@ -11,6 +11,7 @@
 
 #include "support/cli_run.hpp"
 #include "support/json_dom.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/cli.hpp"
 #include "weightmap/load_command.hpp"
 #include "weightmap/model.hpp"
@@ -27,26 +28,27 @@ using Result = test::CliResult;
 
 Result cli(const std::vector<std::string>& args) { return test::run_cli_captured(args); }
 
-// A small f16 sample model, written once per format.
-std::string sample_model(FileFormat format) {
+using testing::TempDir;
+
+// A small f16 sample model in the test's own folder.
+std::string sample_model(const TempDir& dir, FileFormat format) {
   const std::string path =
-      testing::TempDir() + (format == FileFormat::gguf ? "cli_load.gguf" : "cli_load.safetensors");
-  if (!fs::exists(path)) {
-    SampleOptions options;
-    options.path = path;
-    options.format = format;
-    options.size = std::uint64_t{2} << 20;
-    options.tensors = 40;
-    std::ostringstream out;
-    std::ostringstream err;
-    EXPECT_EQ(run_sample(options, out, err), kExitOk) << err.str();
-  }
+      dir / (format == FileFormat::gguf ? "cli_load.gguf" : "cli_load.safetensors");
+  SampleOptions options;
+  options.path = path;
+  options.format = format;
+  options.size = std::uint64_t{2} << 20;
+  options.tensors = 40;
+  std::ostringstream out;
+  std::ostringstream err;
+  EXPECT_EQ(run_sample(options, out, err), kExitOk) << err.str();
   return path;
 }
 
 TEST(CliLoad, MmapAndCopyGiveTheSameChecksum) {
+  const TempDir dir;
   for (const FileFormat format : {FileFormat::safetensors, FileFormat::gguf}) {
-    const std::string path = sample_model(format);
+    const std::string path = sample_model(dir, format);
     const Result mapped = cli({"load", path.c_str(), "--json"});
     const Result copied = cli({"load", path.c_str(), "--json", "--no-mmap"});
     const Result direct = cli({"load", path.c_str(), "--json", "--no-mmap", "--direct-io"});
@@ -64,7 +66,8 @@ TEST(CliLoad, MmapAndCopyGiveTheSameChecksum) {
 }
 
 TEST(CliLoad, JsonHasTheReportedFiguresMapped) {
-  const std::string path = sample_model(FileFormat::safetensors);
+  const TempDir dir;
+  const std::string path = sample_model(dir, FileFormat::safetensors);
   const Model model = open_model(path);
   std::uint64_t bytes = 0;
   for (const auto& t : model.tensors()) bytes += t.nbytes;
@@ -93,7 +96,8 @@ TEST(CliLoad, JsonHasTheReportedFiguresMapped) {
 }
 
 TEST(CliLoad, JsonCountsLoadedTensorsWithoutMmap) {
-  const std::string path = sample_model(FileFormat::gguf);
+  const TempDir dir;
+  const std::string path = sample_model(dir, FileFormat::gguf);
   const Model model = open_model(path);
   std::uint64_t bytes = 0;
   for (const auto& t : model.tensors()) bytes += t.nbytes;
@@ -110,7 +114,8 @@ TEST(CliLoad, JsonCountsLoadedTensorsWithoutMmap) {
 }
 
 TEST(CliLoad, DtypeF32ConvertsEveryTensorOfAnF16Model) {
-  const std::string path = sample_model(FileFormat::safetensors);
+  const TempDir dir;
+  const std::string path = sample_model(dir, FileFormat::safetensors);
   const Model model = open_model(path);
   const Result r = cli({"load", path.c_str(), "--json", "--dtype", "f32"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
@@ -124,7 +129,8 @@ TEST(CliLoad, DtypeF32ConvertsEveryTensorOfAnF16Model) {
 }
 
 TEST(CliLoad, UnconvertibleDtypeIsReportedPerTensorNotAFailure) {
-  const std::string path = testing::TempDir() + "cli_load_q8.gguf";
+  const TempDir dir;
+  const std::string path = dir / "cli_load_q8.gguf";
   SampleOptions options;
   options.path = path;
   options.format = FileFormat::gguf;
@@ -149,7 +155,8 @@ TEST(CliLoad, UnconvertibleDtypeIsReportedPerTensorNotAFailure) {
 }
 
 TEST(CliLoad, UnknownFlagsWordIsAWarning) {
-  const std::string path = sample_model(FileFormat::safetensors);
+  const TempDir dir;
+  const std::string path = sample_model(dir, FileFormat::safetensors);
   const Result r = cli({"load", path.c_str(), "--flags", "populate,bogus"});
   EXPECT_EQ(r.code, kExitOk) << r.err;
   EXPECT_EQ(r.err,
@@ -159,7 +166,8 @@ TEST(CliLoad, UnknownFlagsWordIsAWarning) {
 }
 
 TEST(CliLoad, TextReportNamesEveryFigure) {
-  const std::string path = sample_model(FileFormat::safetensors);
+  const TempDir dir;
+  const std::string path = sample_model(dir, FileFormat::safetensors);
   const Result r = cli({"load", path.c_str()});
   ASSERT_EQ(r.code, kExitOk) << r.err;
   EXPECT_TRUE(r.out.starts_with("memory-mapped 40 tensors in 1 files")) << r.out;
@@ -169,7 +177,8 @@ TEST(CliLoad, TextReportNamesEveryFigure) {
 }
 
 TEST(CliLoad, UsageErrorsExitTwo) {
-  const std::string path = sample_model(FileFormat::safetensors);
+  const TempDir dir;
+  const std::string path = sample_model(dir, FileFormat::safetensors);
   EXPECT_EQ(cli({"load"}).code, kExitUsage);
   EXPECT_EQ(cli({"load", path.c_str(), "--dtype", "f33"}).code, kExitUsage);
   EXPECT_EQ(cli({"load", path.c_str(), "--threads", "0"}).code, kExitUsage);
@@ -180,7 +189,8 @@ TEST(CliLoad, UsageErrorsExitTwo) {
 }
 
 TEST(CliLoad, AutoIsTheDefaultModeAndSaysWhatItChosePerFile) {
-  const std::string path = sample_model(FileFormat::safetensors);
+  const TempDir dir;
+  const std::string path = sample_model(dir, FileFormat::safetensors);
   const Result r = cli({"load", path.c_str(), "--json"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
   EXPECT_EQ(test::json_text(*test::parse_json(r.out), "mode"), "auto");
@@ -198,7 +208,8 @@ TEST(CliLoad, AutoIsTheDefaultModeAndSaysWhatItChosePerFile) {
 }
 
 TEST(CliLoad, OffloadLoadsEveryTensorAndKeepsTheChecksum) {
-  const std::string path = sample_model(FileFormat::gguf);
+  const TempDir dir;
+  const std::string path = sample_model(dir, FileFormat::gguf);
   const Result mapped = cli({"load", path.c_str(), "--json", "--mode", "mmap"});
   const Result offload = cli({"load", path.c_str(), "--json", "--offload"});
   ASSERT_EQ(mapped.code, kExitOk) << mapped.err;
@@ -213,7 +224,8 @@ TEST(CliLoad, OffloadLoadsEveryTensorAndKeepsTheChecksum) {
 }
 
 TEST(CliLoad, MalformedFileExitsOneNamingIt) {
-  const std::string path = testing::TempDir() + "cli_load_bad.safetensors";
+  const TempDir dir;
+  const std::string path = dir / "cli_load_bad.safetensors";
   {
     std::ofstream file(path, std::ios::binary);
     file << "not a model at all, just some text";

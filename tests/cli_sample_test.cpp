@@ -13,6 +13,7 @@
 #include "io/file_reader.hpp"
 #include "support/cli_run.hpp"
 #include "support/safetensors_bytes.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/cli.hpp"
 #include "weightmap/model.hpp"
 #include "weightmap/sample.hpp"

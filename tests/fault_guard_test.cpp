@@ -18,6 +18,7 @@
 
 #include "io/page_cache.hpp"
 #include "support/safetensors_bytes.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/cache_command.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/load.hpp"

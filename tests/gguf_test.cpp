@@ -4,8 +4,6 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <simdjson.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -22,6 +20,7 @@
 #include "support/cli_run.hpp"
 #include "support/gguf_bytes.hpp"
 #include "support/shell_command.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/cli.hpp"
 #include "weightmap/dtype.hpp"
 #include "weightmap/error.hpp"
@@ -34,26 +33,8 @@ namespace fs = std::filesystem;
 const fs::path kLlamaDir = WEIGHTMAP_LLAMA_SRC_DIR;
 const fs::path kModelsDir = kLlamaDir / "models";
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "weightmap-gguf-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
 using test::run_python_script;
+using testing::TempDir;
 
 std::vector<fs::path> vocab_files() {
   std::vector<fs::path> files;

@@ -17,6 +17,7 @@
 #include "io/file_facts.hpp"
 #include "load/copy_workers.hpp"
 #include "support/safetensors_bytes.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/convert.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/load.hpp"

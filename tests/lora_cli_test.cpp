@@ -11,6 +11,7 @@
 #include "lora_fixtures.hpp"
 #include "support/cli_run.hpp"
 #include "support/safetensors_bytes.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/lora.hpp"
 #include "weightmap/lora_command.hpp"
 #include "weightmap/quantized_codec.hpp"

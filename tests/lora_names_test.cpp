@@ -5,6 +5,7 @@
 
 #include "lora_fixtures.hpp"
 #include "support/safetensors_bytes.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/lora.hpp"
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "support/temp_dir.hpp"
 #include "weightmap/error.hpp"
 
 namespace weightmap {
@@ -19,16 +20,8 @@ namespace fs = std::filesystem;
 
 class MappedFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("weightmap-mapped-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   std::string write_file(const std::string& name, const std::string& bytes) {
-    const auto path = (dir_ / name).string();
+    const auto path = dir_ / name;
     std::ofstream(path, std::ios::binary) << bytes;
     return path;
   }
@@ -39,7 +32,7 @@ class MappedFileTest : public ::testing::Test {
     return bytes;
   }
 
-  fs::path dir_;
+  testing::TempDir dir_;
 };
 
 std::string as_string(std::span<const std::byte> bytes) {
@@ -67,7 +60,7 @@ TEST_F(MappedFileTest, EmptyFileIsAClearErrorNotEinval) {
 }
 
 TEST_F(MappedFileTest, MissingFileNamesThePathAndReason) {
-  const auto path = (dir_ / "nope.gguf").string();
+  const auto path = dir_ / "nope.gguf";
   try {
     MappedFile::open(path, Access::read_only);
     FAIL();
@@ -78,10 +71,10 @@ TEST_F(MappedFileTest, MissingFileNamesThePathAndReason) {
 
 TEST_F(MappedFileTest, DirectoryIsNotARegularFile) {
   try {
-    MappedFile::open(dir_.string(), Access::read_only);
+    MappedFile::open(dir_.path().string(), Access::read_only);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), dir_.string() + ": not a regular file");
+    EXPECT_EQ(std::string(e.what()), dir_.path().string() + ": not a regular file");
   }
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "support/safetensors_bytes.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/cache_policy.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/load.hpp"

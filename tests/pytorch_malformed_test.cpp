@@ -14,6 +14,7 @@
 #include "format/byte_source.hpp"
 #include "format/readers.hpp"
 #include "support/pytorch_bytes.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/error.hpp"
 
 namespace weightmap {
@@ -336,12 +337,8 @@ INSTANTIATE_TEST_SUITE_P(Corpus, PytorchMalformedCase, ::testing::ValuesIn(cases
 // The marker file a pickle would create if anything in it ran.
 class PytorchNothingRuns : public ::testing::Test {
  protected:
-  void SetUp() override {
-    marker_ = fs::temp_directory_path() / fmt::format("weightmap-pwned-{}", ::getpid());
-    fs::remove(marker_);
-  }
-  void TearDown() override { fs::remove(marker_); }
-  fs::path marker_;
+  testing::TempDir dir_{"weightmap-pwned"};
+  fs::path marker_ = dir_.path() / "pwned";
 };
 
 TEST_F(PytorchNothingRuns, StorageBuiltByOsSystemIsAnErrorNamingIt) {

@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <simdjson.h>
-#include <stdlib.h>
 
 #include <algorithm>
 #include <array>
@@ -13,12 +12,14 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "support/shell_command.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/inspect.hpp"
 #include "weightmap/mapped_file.hpp"
@@ -44,12 +45,8 @@ class PytorchCheckpointTest : public ::testing::Test {
  protected:
   // torch takes seconds to import: one python run writes every fixture of the suite.
   static void SetUpTestSuite() {
-    std::string pattern = (fs::temp_directory_path() / "weightmap-pytorch-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      setup_failure_ = "mkdtemp failed";
-      return;
-    }
-    dir_ = pattern;
+    temp_ = std::make_unique<testing::TempDir>("weightmap-pytorch");
+    dir_ = temp_->path();
     const std::string script =
         (fs::path(WEIGHTMAP_TEST_SCRIPTS_DIR) / "torch_write_fixtures.py").string();
     if (!run_command(fmt::format("{} {} {}", shell_quote(WEIGHTMAP_TEST_PYTHON),
@@ -63,8 +60,8 @@ class PytorchCheckpointTest : public ::testing::Test {
     manifest_json_ = text.str();
   }
   static void TearDownTestSuite() {
-    std::error_code ec;
-    if (!dir_.empty()) fs::remove_all(dir_, ec);
+    temp_.reset();
+    dir_.clear();
   }
   void SetUp() override { ASSERT_EQ(setup_failure_, "") << setup_failure_; }
 
@@ -166,6 +163,7 @@ class PytorchCheckpointTest : public ::testing::Test {
     return names;
   }
 
+  static inline std::unique_ptr<testing::TempDir> temp_;
   static inline fs::path dir_;
   static inline std::string setup_failure_;
   static inline std::string manifest_json_;

@@ -9,6 +9,7 @@
 
 #include "support/cli_run.hpp"
 #include "support/safetensors_bytes.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/model.hpp"
 #include "weightmap/writer.hpp"
 

@@ -17,6 +17,7 @@
 #include "io/file_reader.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "support/shell_command.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/load.hpp"
 #include "weightmap/model.hpp"

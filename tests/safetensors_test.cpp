@@ -6,6 +6,7 @@
 #include "format/readers.hpp"
 #include "io/file_reader.hpp"
 #include "support/safetensors_bytes.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/model.hpp"
 

@@ -9,6 +9,7 @@
 
 #include "format/readers.hpp"
 #include "support/safetensors_bytes.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/model.hpp"
 

@@ -13,6 +13,7 @@
 #include "ggml/model_fixture.hpp"
 #include "lora_fixtures.hpp"
 #include "support/safetensors_bytes.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/ggml_lora.hpp"
 

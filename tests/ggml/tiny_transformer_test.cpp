@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "support/safetensors_bytes.hpp"
+#include "support/temp_dir.hpp"
 
 namespace weightmap::examples {
 namespace {
