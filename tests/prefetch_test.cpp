@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "support/safetensors_bytes.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/load.hpp"
 

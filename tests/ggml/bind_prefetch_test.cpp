@@ -8,6 +8,7 @@
 
 #include "ggml/model_fixture.hpp"
 #include "support/safetensors_bytes.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/ggml.hpp"
 #include "weightmap/model.hpp"
 #include "weightmap/prefetch.hpp"

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "support/temp_dir.hpp"  // where these files go; tests written before it had its own header
 #include "weightmap/dtype.hpp"
 
 namespace weightmap::testing {
