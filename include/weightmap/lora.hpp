@@ -205,9 +205,12 @@ class LoraPatcher {
   LoraPatcher(const LoraPatcher&) = delete;
   LoraPatcher& operator=(const LoraPatcher&) = delete;
 
-  // W += scale * delta for every target, written back in the tensor's own type. Everything is
-  // checked before the first byte is written: Error(not_found) for a target not loaded,
-  // Error(invalid_argument) for one that is not writable, Error(unsupported) "quantized base
+  // W += scale * delta for every target (on its rows only: a slice of a fused tensor leaves
+  // the other rows untouched), written back in the tensor's own type. Everything is checked
+  // before the first byte is written: Error(not_found) for a target not loaded,
+  // Error(invalid_argument) for one that is not writable, or whose rows are out of range or
+  // do not fit its module's factors (naming the tensor and the LoRA file), Error(unsupported)
+  // "quantized base
   // tensor X needs the ggml adapter" without a codec, and for a quantized tensor whose rows
   // are not whole blocks or whose type the codec refuses. An I/O error reading the LoRA midway
   // undoes what was written and is rethrown.
@@ -230,22 +233,29 @@ class LoraPatcher {
 
 // --- Runtime deltas ------------------------------------------------------------------------
 
-// What an engine adds to y = W x for one base tensor: y += scale * up (down x), with W seen
-// as a [rows, cols] matrix. For a diff, `full` holds the [rows, cols] difference instead
-// (rank 0, up and down empty): y += scale * full x. Factors are f32, row-major; a LoCon mid
+// What an engine adds to y = W x for one base tensor, W seen as a [base_rows, cols] matrix:
+//   y[row_begin + i] += scale * (up (down x))[i]   for i in [0, rows)
+// (for a diff, `full` holds the [rows, cols] difference instead: rank 0, up and down empty,
+// y[row_begin + i] += scale * (full x)[i]). A module on the whole tensor has row_begin 0 and
+// rows = base_rows; one on a slice of a fused tensor (q, k or v of a fused qkv, the MLP part
+// of Flux's linear1) adds to those rows of y only. Factors are f32, row-major; a LoCon mid
 // factor is folded into `down`.
 struct LoraDelta {
-  std::uint64_t rows = 0;
+  std::uint64_t rows = 0;  // rows of y the delta adds to (up's rows)
   std::uint64_t cols = 0;
   std::uint64_t rank = 0;
   std::vector<float> down;  // [rank, cols]
   std::vector<float> up;    // [rows, rank]
   std::vector<float> full;  // [rows, cols], diffs only
   float scale = 0;
+  std::uint64_t row_begin = 0;  // the first of them
+  std::uint64_t base_rows = 0;  // rows of W; row_begin + rows <= base_rows
 };
 
 // Per base tensor, its deltas in `uses` order. The base weights are not touched (a read-only
-// mapping serves). Throws what reading the LoRA files throws.
+// mapping serves). Throws Error(invalid_argument) naming the tensor and the LoRA file for a
+// target whose rows are out of range or do not fit its module's factors (checked for every
+// target before any factor is read), and what reading the LoRA files throws.
 std::map<std::string, std::vector<LoraDelta>> lora_runtime_deltas(std::span<const LoraUse> uses);
 
 // --- Merging into a file -------------------------------------------------------------------
@@ -260,8 +270,11 @@ struct LoraMergeOptions {
 // Writes base + every LoRA of `uses` (applied in order, as LoraPatcher would) to `path`,
 // streaming: one chunk of the base and the current tensor's LoRA factors in memory at a
 // time. Metadata of the base is kept where the output format can hold it (strings into a
-// safetensors header). Throws Error(unsupported) for a quantized target without a codec (as
-// LoraPatcher::apply), and what the writer throws.
+// safetensors header). Everything is checked before the first byte is written: Error(
+// not_found) for a target the base does not have, Error(invalid_argument) for one whose rows
+// are out of range or do not fit its module's factors or the base's shape, Error(unsupported)
+// for a quantized target without a codec (as LoraPatcher::apply). Then what the writer
+// throws.
 WrittenFile write_merged_model(const Model& base, std::span<const LoraUse> uses,
                                const std::string& path, const LoraMergeOptions& options = {});
 

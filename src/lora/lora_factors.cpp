@@ -1,6 +1,9 @@
 #include "lora/lora_factors.hpp"
 
+#include <fmt/format.h>
+
 #include "weightmap/convert.hpp"
+#include "weightmap/error.hpp"
 
 namespace weightmap::lora {
 
@@ -42,12 +45,61 @@ std::vector<float> fold_mid(const std::vector<float>& mid, const std::vector<flo
 
 }  // namespace
 
+void check_target_fits(const LoraFile& lora, const LoraTarget& target) {
+  const auto fail = [&](const std::string& message) {
+    throw Error(ErrorCode::invalid_argument, message, {lora.path(), printable(target.base_tensor)});
+  };
+  if (target.module >= lora.modules.size()) {
+    fail(fmt::format("the LoRA target names module {} of a LoRA with {} modules", target.module,
+                     lora.modules.size()));
+  }
+  const LoraModule& module = lora.modules[target.module];
+  const std::string name = printable(module.name);
+  const std::uint64_t begin = target.row_begin;
+  const std::uint64_t count = target.row_count;
+  if (begin > target.rows || count > target.rows - begin) {
+    fail(fmt::format("LoRA module {} patches rows [{}, {}) of a base tensor with {} rows", name,
+                     begin, begin + count, target.rows));
+  }
+  const bool fused = count != target.rows;
+  const std::string rows_text =
+      fused ? fmt::format("the {} rows [{}, {}) it patches", count, begin, begin + count)
+            : fmt::format("the {} rows of the base tensor", count);
+  if (module.kind == LoraKind::diff) {
+    const std::uint64_t elements = module.diff->element_count();
+    const bool fits = target.cols == 0
+                          ? elements == 0
+                          : elements % target.cols == 0 && elements / target.cols == count;
+    if (!fits) {
+      fail(fmt::format("LoRA module {} has a difference of {} elements, not {} columns for {}",
+                       name, elements, target.cols, rows_text));
+    }
+    return;
+  }
+  const std::uint64_t up_rows = module.up->shape.empty() ? 1 : module.up->shape[0];
+  if (up_rows != count || module.up->element_count() / module.rank != count) {
+    fail(
+        fmt::format("LoRA module {} has an up factor of {} rows for {}", name, up_rows, rows_text));
+  }
+  std::uint64_t cols = module.down->element_count() / module.rank;
+  if (module.kind == LoraKind::locon_mid) {
+    const std::uint64_t window = module.mid->element_count() / (module.rank * module.rank);
+    cols = window != 0 && cols > UINT64_MAX / window ? 0 : cols * window;
+  }
+  if (cols != target.cols) {
+    fail(fmt::format("LoRA module {} has a down factor of {} columns for a base tensor of {}", name,
+                     cols, target.cols));
+  }
+}
+
 PreparedPatch prepare_patch(const LoraFile& lora, const LoraReaders& readers,
                             const LoraTarget& target, float multiplier) {
   const LoraModule& module = lora.modules[target.module];
   PreparedPatch patch;
   patch.rows = target.rows;
   patch.cols = target.cols;
+  patch.row_begin = target.row_begin;
+  patch.row_count = target.row_count;
   patch.scale = lora_scale(module, multiplier);
   if (module.kind == LoraKind::diff) {
     patch.diff_reader = &readers[module.diff->file];

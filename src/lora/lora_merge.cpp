@@ -2,7 +2,11 @@
 // tensor's bytes chunk by chunk; a chunk of a patched tensor is read from the base file and
 // patched with the same kernel LoraPatcher uses, so a merged file and an immediate
 // application give the same bytes. A chunk edge may cut a unit (an element, or a row of a
-// quantized tensor): the units around the chunk are read and patched whole.
+// quantized tensor): the units around the chunk are read and patched whole. A module on a
+// slice of a fused tensor patches its rows only (the kernel clips each patch to its rows).
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <unordered_map>
 #include <unordered_set>
 
@@ -43,7 +47,16 @@ class MergedBytes {
                     "the tensor is a strided PyTorch view; merging writes contiguous tensors only",
                     {path, printable(tensor.name), tensor.offset});
       }
-      if (patches_.contains(tensor.name)) codec_of(tensor);  // checks the type
+      const auto found = patches_.find(tensor.name);
+      if (found == patches_.end()) continue;
+      const lora::TensorCodec codec = codec_of(tensor);  // checks the type
+      for (const PatchSource& source : found->second) check(tensor, codec, source);
+    }
+    for (const auto& [name, sources] : patches_) {
+      if (base.find(name) == nullptr) {
+        throw Error(ErrorCode::not_found, "the LoRA patches a tensor the base model does not have",
+                    {uses[sources.front().use].lora->path(), printable(name)});
+      }
     }
   }
 
@@ -70,6 +83,25 @@ class MergedBytes {
 
  private:
   static constexpr std::size_t kTileElements = std::size_t{1} << 17;
+
+  // Before anything is written: the target's rows and factors fit the tensor (a slice of a
+  // fused tensor included).
+  void check(const TensorInfo& tensor, const lora::TensorCodec& codec,
+             const PatchSource& source) const {
+    const LoraFile& lora = *uses_[source.use].lora;
+    const LoraTarget& target = *source.target;
+    const std::string& path = base_.files()[tensor.file].path;
+    if (target.rows * target.cols != tensor.element_count() ||
+        (!tensor.shape.empty() && target.rows != tensor.shape[0])) {
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("the LoRA was matched to a [{}, {}] matrix; the base tensor has "
+                              "shape [{}]",
+                              target.rows, target.cols, fmt::join(tensor.shape, ", ")),
+                  {lora.path(), printable(tensor.name)});
+    }
+    lora::check_target_fits(lora, target);
+    lora::check_whole_units(codec, target, path);
+  }
 
   lora::TensorCodec codec_of(const TensorInfo& tensor) const {
     return lora::tensor_codec(tensor.dtype, tensor.shape, quantized_, tensor.name,

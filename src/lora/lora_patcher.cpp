@@ -3,7 +3,9 @@
 // whole, so the neighbours sharing a boundary page get their remaining patches re-applied
 // on the part that was dropped. A loaded tensor is read from the file again. Tensors are
 // patched in units (an element, or a row of a quantized tensor: see lora::TensorCodec), so a
-// re-patched range is always whole units.
+// re-patched range is always whole units. A module may patch a slice of a fused tensor's rows
+// (q, k or v of a qkv): the kernel touches those rows only, so slices of one tensor compose,
+// and re-applying a tensor's remaining patches puts each back on its own rows.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -107,7 +109,8 @@ struct LoraPatcher::State {
                   "writes_in_place: see mark_lora_targets)",
                   {file, name});
     }
-    codec_of(*storage, *info);
+    lora::check_target_fits(*use.lora, target);
+    lora::check_whole_units(codec_of(*storage, *info), target, file);
     if (storage->writable.size() != storage->bytes.size() || storage->writable.empty()) {
       throw Error(ErrorCode::invalid_argument,
                   "the tensor is not writable: request it with writes_in_place (see "
@@ -361,6 +364,7 @@ LoraId LoraPatcher::apply(const LoraUse& use) {
           const LoraTarget& target = *refs.front().target;
           TensorStorage& storage = *storages.at(target.base_tensor);
           const auto codec = state.codec_of(storage, *state.base.find(target.base_tensor));
+          // The whole tensor: each patch touches its own rows only.
           State::add(refs, storage, codec, 0, target.rows * target.cols, tile, scratch);
         });
   } catch (...) {

@@ -19,11 +19,12 @@ bool float_dtype(DType dtype) noexcept {
   return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16;
 }
 
-// delta[j] = sum_r up[row, r] * down[r, col + j], r in order.
+// delta[j] = sum_r up[row - row_begin, r] * down[r, col + j], r in order (up holds the
+// patch's rows only).
 void low_rank_tile(const PreparedPatch& patch, std::uint64_t row, std::uint64_t col, std::size_t n,
                    float* delta) {
   std::fill(delta, delta + n, 0.0f);
-  const float* up = patch.up.data() + row * patch.rank;
+  const float* up = patch.up.data() + (row - patch.row_begin) * patch.rank;
   for (std::uint64_t r = 0; r < patch.rank; ++r) {
     const float u = up[r];
     const float* down = patch.down.data() + r * patch.cols + col;
@@ -42,11 +43,13 @@ void low_rank_run(const PreparedPatch& patch, std::uint64_t element, std::size_t
   }
 }
 
+// `element` counts from the base tensor's start; the diff holds the patch's rows only.
 void diff_tile(const PreparedPatch& patch, std::uint64_t element, std::size_t n, float* delta,
                std::vector<std::byte>& raw) {
   const std::uint64_t size = *dtype_bytes_for(patch.diff->dtype, 1);
   raw.resize(n * size);
-  patch.diff_reader->read_at(patch.diff->offset + element * size, raw);
+  const std::uint64_t in_diff = element - patch.row_begin * patch.cols;
+  patch.diff_reader->read_at(patch.diff->offset + in_diff * size, raw);
   convert(patch.diff->dtype, raw, DType::F32, std::as_writable_bytes(std::span(delta, n)), n);
 }
 
@@ -105,6 +108,21 @@ TensorCodec tensor_codec(DType dtype, std::span<const std::uint64_t> shape,
   return {dtype, quantized, row, *row_bytes};
 }
 
+void check_whole_units(const TensorCodec& codec, const LoraTarget& target,
+                       const std::string& file) {
+  const std::uint64_t unit = codec.unit_elements;
+  if ((target.row_begin * target.cols) % unit == 0 &&
+      (target.row_count * target.cols) % unit == 0) {
+    return;
+  }
+  throw Error(ErrorCode::unsupported,
+              fmt::format("rows [{}, {}) of quantized base tensor {} cut its rows of {} elements; "
+                          "they cannot be requantized alone",
+                          target.row_begin, target.row_begin + target.row_count,
+                          printable(target.base_tensor), unit),
+              {file});
+}
+
 std::size_t tile_elements_for(const TensorCodec& codec, std::size_t tile_elements) {
   const auto unit = static_cast<std::size_t>(codec.unit_elements);
   return std::max<std::size_t>(tile_elements / unit, 1) * unit;
@@ -129,10 +147,15 @@ void add_patches(const TensorCodec& codec, std::span<std::byte> bytes, std::uint
   const std::size_t tile = tile_elements_for(codec, tile_elements);
   reserve_scratch(scratch, tile, patches);
   for (const PreparedPatch* patch : patches) {
-    for (std::uint64_t element = first; element < first + count;) {
-      // Whole units: first and count are, and so is the tile.
-      const auto n =
-          static_cast<std::size_t>(std::min<std::uint64_t>(tile, first + count - element));
+    // Only the patch's rows: elements outside them are neither read nor written (a slice of a
+    // fused tensor leaves its other rows, and their pages, as they are). Row edges are whole
+    // units (see check_whole_units).
+    const std::uint64_t begin = std::max(first, patch->row_begin * patch->cols);
+    const std::uint64_t end =
+        std::min(first + count, (patch->row_begin + patch->row_count) * patch->cols);
+    for (std::uint64_t element = begin; element < end;) {
+      // Whole units: first, count and the patch's rows are, and so is the tile.
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(tile, end - element));
       const auto tile_bytes =
           bytes.subspan(static_cast<std::size_t>(codec.bytes_of(element - first)),
                         static_cast<std::size_t>(codec.bytes_of(n)));

@@ -43,6 +43,11 @@ TensorCodec tensor_codec(DType dtype, std::span<const std::uint64_t> shape,
                          const LoraQuantCodec* quantized, std::string_view tensor,
                          const std::string& file);
 
+// Throws Error(unsupported) naming `target`'s tensor in `file` when its rows do not start
+// and end on whole units of `codec` (rows of a quantized type: only a slice of a 1-D
+// quantized tensor can cut one), so add_patches never converts part of a unit.
+void check_whole_units(const TensorCodec& codec, const LoraTarget& target, const std::string& file);
+
 // Elements per tile: about `tile_elements`, a whole number of the codec's units, at least one.
 std::size_t tile_elements_for(const TensorCodec& codec, std::size_t tile_elements);
 
