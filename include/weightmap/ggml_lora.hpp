@@ -30,6 +30,9 @@ struct LoraFactors {
   ggml_tensor* up = nullptr;    // ne [rank, rows]
   ggml_tensor* full = nullptr;  // ne [cols, rows], for a diff (down and up null)
   float scale = 0;
+  // The rows of y it adds to start at row_begin, of a weight with base_rows rows (LoraDelta).
+  std::int64_t row_begin = 0;
+  std::int64_t base_rows = 0;
 };
 
 // The runtime LoRAs' factors, in a context and buffer of their own, uploaded once. Keep it
@@ -40,7 +43,8 @@ class LoraGraphWeights {
   // `deltas` as lora_runtime_deltas gives them (it may be dropped afterwards). The factors
   // are allocated on `buffer_type` (null: the CPU's) and uploaded. Throws
   // Error(invalid_argument) naming the base tensor for a delta whose factors do not have its
-  // rows x rank x cols values, Error(io) when the buffer cannot be allocated.
+  // rows x rank x cols values or whose rows [row_begin, row_begin + rows) are not within
+  // base_rows, Error(io) when the buffer cannot be allocated.
   explicit LoraGraphWeights(const std::map<std::string, std::vector<LoraDelta>>& deltas,
                             ggml_backend_buffer_type_t buffer_type = nullptr);
   ~LoraGraphWeights();
@@ -61,9 +65,11 @@ class LoraGraphWeights {
 
 // ggml_mul_mat(w, x) plus, for every delta of `base_tensor`, scale * up (down x) (scale *
 // full x for a diff): the product a linear layer with runtime LoRAs computes. `w` is the base
-// weight as a 2-D ggml tensor (ne [cols, rows]), `x` has ne[0] = cols. A base tensor without
-// deltas gets the plain ggml_mul_mat. Throws Error(invalid_argument) naming the tensor when
-// w's shape is not the deltas' [rows, cols].
+// weight as a 2-D ggml tensor (ne [cols, rows]), `x` has ne[0] = cols. A delta on a slice of a
+// fused weight (rows [row_begin, row_begin + rows) of base_rows) is computed for its rows
+// only and added to those rows of the product (ggml_acc). A base tensor without deltas gets
+// the plain ggml_mul_mat. Throws Error(invalid_argument) naming the tensor when w's shape is
+// not the deltas' [base_rows, cols].
 ggml_tensor* mul_mat_lora(ggml_context* ctx, ggml_tensor* w, ggml_tensor* x,
                           std::string_view base_tensor, const LoraGraphWeights& lora);
 

@@ -2,12 +2,14 @@
 // linear layer adds scale * up (down x) to its product. Factors are kept row-major as the core
 // gives them: a row-major [a, b] matrix is ne [b, a] in ggml, which is the layout
 // ggml_mul_mat(a, b) = b a^T wants for down [rank, cols] and up [rows, rank], so no transpose
-// is needed at graph time.
+// is needed at graph time. A delta on a slice of a fused weight is computed for its rows and
+// added to them (ggml/lora_rows.hpp).
 #include <fmt/format.h>
 
 #include <cstring>
 
 #include "ggml/context_allocation.hpp"
+#include "ggml/lora_rows.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/ggml.hpp"
 #include "weightmap/ggml_lora.hpp"
@@ -39,6 +41,15 @@ void check_size(const std::string& name, const char* part, std::size_t values, s
   }
 }
 
+void check_rows(const std::string& name, const LoraDelta& delta) {
+  if (delta.row_begin > delta.base_rows || delta.rows > delta.base_rows - delta.row_begin) {
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("the LoRA delta adds to rows [{}, {}) of a weight with {} rows",
+                            delta.row_begin, delta.row_begin + delta.rows, delta.base_rows),
+                {{}, printable(name)});
+  }
+}
+
 // A row-major [a, b] matrix as an f32 ggml tensor, ne [b, a].
 ggml_tensor* matrix(ggml_context* context, std::uint64_t a, std::uint64_t b) {
   const std::uint64_t shape[] = {a, b};
@@ -56,6 +67,7 @@ LoraGraphWeights::LoraGraphWeights(const std::map<std::string, std::vector<LoraD
   std::size_t tensors = 0;
   for (const auto& [name, list] : deltas) {
     for (const LoraDelta& delta : list) {
+      check_rows(name, delta);
       if (delta.rank == 0) {
         check_size(name, "full", delta.full.size(), delta.rows, delta.cols);
         tensors += 1;
@@ -78,6 +90,8 @@ LoraGraphWeights::LoraGraphWeights(const std::map<std::string, std::vector<LoraD
     for (const LoraDelta& delta : list) {
       LoraFactors f;
       f.scale = delta.scale;
+      f.row_begin = static_cast<std::int64_t>(delta.row_begin);
+      f.base_rows = static_cast<std::int64_t>(delta.base_rows);
       if (delta.rank == 0) {
         f.full = matrix(state_->context, delta.rows, delta.cols);
         uploads.emplace_back(f.full, &delta.full);
@@ -117,15 +131,21 @@ ggml_backend_buffer_t LoraGraphWeights::buffer() const noexcept {
 
 ggml_tensor* mul_mat_lora(ggml_context* ctx, ggml_tensor* w, ggml_tensor* x,
                           std::string_view base_tensor, const LoraGraphWeights& lora) {
+  return detail::mul_mat_lora(ctx, w, x, base_tensor, lora, std::nullopt);
+}
+
+ggml_tensor* detail::mul_mat_lora(ggml_context* ctx, ggml_tensor* w, ggml_tensor* x,
+                                  std::string_view base_tensor, const LoraGraphWeights& lora,
+                                  std::optional<RowsAdd> how) {
   ggml_tensor* y = ggml_mul_mat(ctx, w, x);
   for (const LoraFactors& f : lora.find(base_tensor)) {
     const std::int64_t cols = f.full ? f.full->ne[0] : f.down->ne[0];
     const std::int64_t rows = f.full ? f.full->ne[1] : f.up->ne[1];
-    if (w->ne[0] != cols || w->ne[1] != rows || w->ne[2] != 1 || w->ne[3] != 1) {
+    if (w->ne[0] != cols || w->ne[1] != f.base_rows || w->ne[2] != 1 || w->ne[3] != 1) {
       throw Error(ErrorCode::invalid_argument,
                   fmt::format("the LoRA factors are for a [{}, {}] matrix; the graph's weight "
                               "has ne [{}, {}, {}, {}]",
-                              rows, cols, w->ne[0], w->ne[1], w->ne[2], w->ne[3]),
+                              f.base_rows, cols, w->ne[0], w->ne[1], w->ne[2], w->ne[3]),
                   {{}, printable(base_tensor)});
     }
     ggml_tensor* delta = nullptr;
@@ -135,7 +155,11 @@ ggml_tensor* mul_mat_lora(ggml_context* ctx, ggml_tensor* w, ggml_tensor* x,
       // The scale goes on the rank-sized product, the smallest tensor on the way.
       delta = ggml_mul_mat(ctx, f.up, ggml_scale(ctx, ggml_mul_mat(ctx, f.down, x), f.scale));
     }
-    y = ggml_add(ctx, y, delta);
+    if (rows == f.base_rows) {
+      y = ggml_add(ctx, y, delta);
+      continue;
+    }
+    y = add_to_rows(ctx, y, delta, f.row_begin, how.value_or(rows_add_for(y)));
   }
   return y;
 }

@@ -213,8 +213,13 @@ TEST(GgmlLoraGraph, ImmediateAndRuntimeAgreeForF16Weights) {
 
 TEST(GgmlLoraGraph, FactorsForAnotherShapeAreAnErrorNamingTheTensor) {
   std::map<std::string, std::vector<LoraDelta>> deltas;
-  deltas["l1.weight"].push_back(
-      {48, 64, 2, std::vector<float>(2 * 64, 1.0f), std::vector<float>(48 * 2, 1.0f), {}, 0.5f});
+  deltas["l1.weight"].push_back({.rows = 48,
+                                 .cols = 64,
+                                 .rank = 2,
+                                 .down = std::vector<float>(2 * 64, 1.0f),
+                                 .up = std::vector<float>(48 * 2, 1.0f),
+                                 .scale = 0.5f,
+                                 .base_rows = 48});
   const LoraGraphWeights lora(deltas);
   ASSERT_EQ(lora.find("l1.weight").size(), 1u);
   EXPECT_EQ(lora.find("l1.weight")[0].down->ne[0], 64);  // down [rank, cols] is ne [cols, rank]
