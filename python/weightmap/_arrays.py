@@ -37,9 +37,9 @@ class TensorRef:
         return data
 
     def __del__(self):
-        if getattr(self, "_handle", None):
-            _capi.lib.weightmap_tensor_free(self._handle)
-            self._handle = None
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle and _capi is not None and _capi.lib is not None:
+            _capi.lib.weightmap_tensor_free(handle)
 
 
 def numpy_array(ref):

@@ -1,7 +1,8 @@
 """The C API (include/weightmap/weightmap.h) declared for ctypes, and the shared library loaded.
 
-The library is found at $WEIGHTMAP_LIBRARY when set, else as libweightmap_c.so.0 through the
-dynamic loader's search path (where `cmake --install` puts it).
+The library is found at $WEIGHTMAP_LIBRARY when set, else where `cmake --install` put it
+(_library_location.py, written at install), else as libweightmap_c.so.0 through the dynamic
+loader's search path.
 """
 
 import ctypes
@@ -95,7 +96,13 @@ class LoadReport(SizedStruct):
 
 def _load_library():
     path = os.environ.get("WEIGHTMAP_LIBRARY")
-    return ctypes.CDLL(path if path else "libweightmap_c.so.0")
+    if path:
+        return ctypes.CDLL(path)
+    try:  # written by `cmake --install`: the library's path relative to this package
+        from ._library_location import LIBRARY
+    except ImportError:
+        return ctypes.CDLL("libweightmap_c.so.0")
+    return ctypes.CDLL(os.path.join(os.path.dirname(os.path.abspath(__file__)), LIBRARY))
 
 
 lib = _load_library()

@@ -22,9 +22,9 @@ class Lora:
         return count.value
 
     def __del__(self):
-        if getattr(self, "_handle", None):
-            _capi.lib.weightmap_lora_free(self._handle)
-            self._handle = None
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle and _capi is not None and _capi.lib is not None:
+            _capi.lib.weightmap_lora_free(handle)
 
 
 def read_lora(path, alpha=None):

@@ -229,7 +229,10 @@ class Model(collections.abc.Mapping):
         self._arrays = {}
 
     def __del__(self):
-        self.close()
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001: at interpreter exit the module may be gone
+            pass
 
     def __enter__(self):
         return self
