@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 static int checks_failed = 0;
 static int checks_passed = 0;
 static char fixture_dir[256];
+static uint32_t parsed_flags;
 
 #define CHECK(condition)                                                            \
   do {                                                                              \
@@ -512,6 +514,34 @@ static void test_bad_arguments(void) {
   weightmap_model_free(model);
 }
 
+static void* fail_in_another_thread(void* message) {
+  const char* paths[1];
+  weightmap_model* model = NULL;
+  paths[0] = "/nonexistent/other-thread.safetensors";
+  if (weightmap_open(paths, NULL, 1, &model) != WEIGHTMAP_OK) {
+    strncpy((char*)message, weightmap_last_error(), 255);
+  }
+  return NULL;
+}
+
+static void test_the_last_error_is_per_thread(void) {
+  const char* paths[1];
+  weightmap_model* model = NULL;
+  pthread_t thread;
+  char message[256] = {0};
+  paths[0] = fixture("absent.safetensors");
+  CHECK_STATUS(WEIGHTMAP_ERROR_IO, weightmap_open(paths, NULL, 1, &model));
+  CHECK(pthread_create(&thread, NULL, fail_in_another_thread, message) == 0);
+  CHECK(pthread_join(thread, NULL) == 0);
+  CHECK(contains(message, "other-thread.safetensors"));
+  /* This thread's message is its own failure's, untouched by the other thread's. */
+  CHECK(contains(weightmap_last_error(), "absent.safetensors"));
+  CHECK(!contains(weightmap_last_error(), "other-thread"));
+  /* A successful call leaves it alone too. */
+  CHECK_OK(weightmap_cache_policy_parse("", &parsed_flags));
+  CHECK(contains(weightmap_last_error(), "absent.safetensors"));
+}
+
 /* ---- LoRA round trip --------------------------------------------------------------------- */
 
 static void test_lora_apply_and_undo_round_trip(void) {
@@ -669,6 +699,7 @@ int main(int argc, char** argv) {
   test_malformed_file();
   test_missing_tensor();
   test_bad_arguments();
+  test_the_last_error_is_per_thread();
   test_lora_apply_and_undo_round_trip();
   test_progress_callback_cancels();
   remove_fixtures();
