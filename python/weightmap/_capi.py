@@ -113,6 +113,7 @@ _SIGNATURES = {
     "weightmap_last_error": (c_char_p, []),
     "weightmap_version": (c_char_p, []),
     "weightmap_dtype_name": (c_int, [c_uint32, P(c_char_p)]),
+    "weightmap_dtype_from_name": (c_int, [c_char_p, P(c_uint32)]),
     "weightmap_open": (c_int, [P(c_char_p), P(c_char_p), c_size_t, P(c_void_p)]),
     "weightmap_model_free": (None, [c_void_p]),
     "weightmap_model_file_count": (c_int, [c_void_p, P(c_size_t)]),

@@ -276,13 +276,21 @@ class Model(collections.abc.Mapping):
             self._patcher = None
 
 
+def _dtype_id(name):
+    dtype = ctypes.c_uint32()
+    check(_capi.lib.weightmap_dtype_from_name(name.encode(), ctypes.byref(dtype)))
+    return dtype.value
+
+
 def open(path_or_paths, prefixes=None, writable=False, use_mmap=True, cache=None,
-         progress=None, log=None):  # noqa: A001: weightmap.open, as the issue names it
+         convert=None, progress=None, log=None):  # noqa: A001: weightmap.open, as named
     """Opens model files (a path, or a list of paths with optional name `prefixes`) and maps
     every tensor as stored. `writable=True` maps tensors copy-on-write so LoRAs can patch
-    them. `cache` is a WEIGHTMAP_MMAP_FLAGS-style string ("populate,dontneed"). `progress`
-    (bytes_done, bytes_total, tensors_done, tensors_total) returns True to cancel; `log`
-    (level, line) gets the summary line. Raises WeightmapError."""
+    them. `convert` maps stored type names to wanted ones ({"bf16": "f32"}: NumPy floats for
+    bf16 tensors, which are then copied and converted; reasons() says dtype_differs). `cache`
+    is a WEIGHTMAP_MMAP_FLAGS-style string ("populate,dontneed"). `progress` (bytes_done,
+    bytes_total, tensors_done, tensors_total) returns True to cancel; `log` (level, line) gets
+    the summary line. Raises WeightmapError."""
     paths = [path_or_paths] if isinstance(path_or_paths, (str, bytes, os.PathLike)) \
         else list(path_or_paths)
     if prefixes is not None and len(prefixes) != len(paths):
@@ -304,7 +312,8 @@ def open(path_or_paths, prefixes=None, writable=False, use_mmap=True, cache=None
         options.log = callbacks.log
         requests = None
         count = 0
-        if writable:
+        wanted = {_dtype_id(stored): _dtype_id(to) for stored, to in (convert or {}).items()}
+        if writable or wanted:
             tensor_count = ctypes.c_size_t()
             check(_capi.lib.weightmap_model_tensor_count(model, ctypes.byref(tensor_count)))
             count = tensor_count.value
@@ -317,7 +326,9 @@ def open(path_or_paths, prefixes=None, writable=False, use_mmap=True, cache=None
                 # Assigned through the field, ctypes keeps the name's bytes alive with the
                 # array (a pointer passed to request_init would point into a temporary).
                 requests[i].name = info.name
-                requests[i].writes_in_place = 1
+                requests[i].writes_in_place = 1 if writable else 0
+                if info.dtype in wanted:
+                    requests[i].dtype = wanted[info.dtype]
         load = ctypes.c_void_p()
         status = _capi.lib.weightmap_load_model(model, requests, count, ctypes.byref(options),
                                                 ctypes.byref(load))

@@ -61,6 +61,19 @@ class OpenTest(FixtureTestCase):
         self.assertEqual(model.report()["reasons"], {"mapping_disabled": 3})
         np.testing.assert_array_equal(model["a.weight"].ravel(), fixture_values(32))
 
+    def test_convert_gives_numpy_floats_for_bf16(self):
+        model = weightmap.open(self.path("model.safetensors"), convert={"bf16": "f32"})
+        bias = model["c.bias"]
+        self.assertEqual((bias.dtype, bias.shape), (np.float32, (8,)))
+        np.testing.assert_array_equal(bias, fixture_values(8))
+        self.assertEqual(model.dtype_name("c.bias"), "f32")
+        self.assertEqual(model.reasons()["c.bias"].name, "dtype_differs")
+        self.assertTrue(model.is_mapped("a.weight"))  # the other types stay mapped
+        self.assertEqual(model.report()["converted_tensors"], 1)
+        with self.assertRaises(weightmap.WeightmapError) as raised:
+            weightmap.open(self.path("model.safetensors"), convert={"bf16": "f7"})
+        self.assertEqual(raised.exception.status, "unknown_dtype")
+
     def test_an_array_outlives_its_model(self):
         model = weightmap.open(self.path("model.safetensors"))
         a = model["a.weight"]
