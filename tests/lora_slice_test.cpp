@@ -326,5 +326,42 @@ TEST(LoraSliceErrors, AnUpFactorWithOtherRowsThanTheSliceIsRefusedByEveryUse) {
        "LoRA module lora_k has an up factor of 40 rows for the 30 rows [40, 70) it patches"});
 }
 
+// Rows and columns that multiply to the tensor's count but are not its rows: a slice of them
+// would patch other elements than the module's rows.
+TEST(LoraSliceErrors, AMatrixOtherThanTheTensorsRowsIsRefusedInPlaceAndMerged) {
+  const SliceFixture f(DType::F16);
+  lora_test::write_tensors(
+      f.dir / "wide.safetensors",
+      {lora_test::random_tensor("m.lora_down.weight", DType::F32, {2, 3 * kDim}, 1),
+       lora_test::random_tensor("m.lora_up.weight", DType::F32, {kDim, 2}, 2)});
+  const auto wide = std::make_shared<const LoraFile>(read_lora(f.dir / "wide.safetensors"));
+  LoraUse use{wide, {}, 1.0f};
+  use.match.targets.push_back({0, kQkv, kDim, 3 * kDim, 0, kDim});
+  // In place the file is the base's (as for the other checks of a loaded tensor); merged, the
+  // LoRA's.
+  const auto what = [&](const std::string& file) {
+    return fmt::format(
+        "{}: the LoRA was matched to a [40, 120] matrix; the base tensor has shape [120, 40] "
+        "(tensor {})",
+        file, kQkv);
+  };
+  LoadedModel loaded = f.load_model(true);
+  LoraPatcher patcher(f.base, loaded);
+  try {
+    patcher.apply(use);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+    EXPECT_EQ(std::string(e.what()), what(f.base.files()[0].path));
+  }
+  try {
+    write_merged_model(f.base, std::span(&use, 1), f.dir / "merged.safetensors");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+    EXPECT_EQ(std::string(e.what()), what(wide->path()));
+  }
+}
+
 }  // namespace
 }  // namespace weightmap

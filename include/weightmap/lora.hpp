@@ -208,12 +208,12 @@ class LoraPatcher {
   // W += scale * delta for every target (on its rows only: a slice of a fused tensor leaves
   // the other rows untouched), written back in the tensor's own type. Everything is checked
   // before the first byte is written: Error(not_found) for a target not loaded,
-  // Error(invalid_argument) for one that is not writable, or whose rows are out of range or
-  // do not fit its module's factors (naming the tensor and the LoRA file), Error(unsupported)
-  // "quantized base
-  // tensor X needs the ggml adapter" without a codec, and for a quantized tensor whose rows
-  // are not whole blocks or whose type the codec refuses. An I/O error reading the LoRA midway
-  // undoes what was written and is rethrown.
+  // Error(invalid_argument) for one that is not writable, whose [rows, cols] are not the
+  // tensor's, or whose rows are out of range or do not fit its module's factors (naming the
+  // tensor and the LoRA file), Error(unsupported) "quantized base tensor X needs the ggml
+  // adapter" without a codec, and for a quantized tensor whose rows are not whole blocks or
+  // whose type the codec refuses. An I/O error reading the LoRA midway undoes what was
+  // written and is rethrown.
   LoraId apply(const LoraUse& use);
 
   // Takes the given applications out: mapped tensors drop their private pages (the file's

@@ -7,6 +7,7 @@
 // (q, k or v of a qkv): the kernel touches those rows only, so slices of one tensor compose,
 // and re-applying a tensor's remaining patches puts each back on its own rows.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -117,9 +118,13 @@ struct LoraPatcher::State {
                   "mark_lora_targets) so it is mapped copy-on-write or loaded",
                   {file, name});
     }
-    if (dtype_bytes_for(storage->dtype, target.rows * target.cols) != storage->bytes.size()) {
+    // Rows as well as the count: a slice's rows are only right in the tensor's own rows.
+    if (dtype_bytes_for(storage->dtype, target.rows * target.cols) != storage->bytes.size() ||
+        (!info->shape.empty() && info->shape[0] != target.rows)) {
       throw Error(ErrorCode::invalid_argument,
-                  "the loaded tensor does not have the element count the LoRA was matched to",
+                  fmt::format("the LoRA was matched to a [{}, {}] matrix; the base tensor has "
+                              "shape [{}]",
+                              target.rows, target.cols, fmt::join(info->shape, ", ")),
                   {file, name});
     }
     if (!storage->mapped && !info->strides.empty()) {
