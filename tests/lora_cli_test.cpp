@@ -61,10 +61,12 @@ TEST(LoraCli, InspectWithBaseListsTargetsAndUnmatchedModules) {
   EXPECT_EQ(result.out,
             f.dir / "lora.safetensors" +
                 ": kohya LoRA, 2 modules\n"
+                "name rules: sd1 (detected)\n"
                 "  lora_unet_input_blocks_1_1_proj_in  lora  rank 2  alpha 1 (tensor)  -> "
                 "model.diffusion_model.input_blocks.1.1.proj_in.weight\n"
+                "      by sd1 unet (lora_unet_): as it stands\n"
                 "  lora_unet_middle_block_0  lora  rank 2  alpha 2 (rank)  -> (no match)\n"
-                "matched 1 of 2 modules\n"
+                "matched 1 of 2 modules, 1 unmatched, 0 ignored tensors\n"
                 "unmatched 1:\n"
                 "  lora_unet_middle_block_0\n");
 }

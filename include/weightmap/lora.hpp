@@ -37,14 +37,19 @@ enum class LoraNaming {
   kohya,  // lora_unet_down_blocks_0_..., .lora_up.weight / .lora_down.weight / .alpha
   peft,   // base_model.model.x.y.lora_A.weight / .lora_B.weight (and diffusers' PEFT files)
   gguf,   // a GGUF adapter (general.type = adapter): <base tensor>.lora_a / .lora_b
+  // diffusers before PEFT: unet.x.lora.down.weight / .lora.up.weight, the text encoder's
+  // x.lora_linear_layer.down.weight, and attention processors' x.processor.to_q_lora.down.weight
+  diffusers,
 };
 std::string_view lora_naming_name(LoraNaming naming) noexcept;
 
 enum class AlphaSource {
-  tensor,    // the module's own .alpha tensor (kohya)
-  metadata,  // adapter.lora.alpha (GGUF), lora_alpha / ss_network_alpha (safetensors)
-  option,    // LoraReadOptions::alpha
-  rank,      // none given: alpha = rank, a scale of 1
+  tensor,  // the module's own .alpha tensor (kohya)
+  // adapter.lora.alpha (GGUF); safetensors: diffusers' lora_adapter_metadata JSON
+  // (lora_alpha, alpha_pattern), lora_alpha, kohya's ss_network_alpha
+  metadata,
+  option,  // LoraReadOptions::alpha
+  rank,    // none given: alpha = rank, a scale of 1
 };
 
 // The tensors of one LoRA module: what patches one base tensor.
@@ -98,18 +103,35 @@ struct LoraNameRule {
   std::string base_prefix;
 };
 
-// Tried in order; the first rule that names an existing base tensor wins. A module whose
-// name is a base tensor name as it stands (GGUF adapters) matches without any rule.
+// A module whose name is a base tensor name as it stands (GGUF adapters) matches without any
+// rule. Otherwise the preset's tables are tried, then `rules` in order; the first that names
+// an existing base tensor wins.
 struct LoraNameRules {
   std::vector<LoraNameRule> rules;
+  // A built-in preset (see lora_preset_names()): tables that map every trainer's spelling of
+  // a model's modules (kohya, diffusers, PEFT, ai-toolkit) onto its checkpoint's names,
+  // including modules that patch rows of a fused tensor. Empty: none.
+  std::string preset;
 };
 
 // Stable-diffusion checkpoints (original layout): lora_unet_ -> model.diffusion_model.,
 // lora_te_ -> cond_stage_model.transformer., lora_te1_ -> conditioner.embedders.0.transformer.
-// (SDXL), diffusion_model. -> model.diffusion_model.; then the plain rules.
+// (SDXL), diffusion_model. -> model.diffusion_model.; then the plain rules. Prefixes only:
+// the presets also map diffusers' UNet names, OpenCLIP and Flux.
 LoraNameRules sd_lora_name_rules();
 // Names as they stand, and PEFT's base_model.model. prefix dropped.
 LoraNameRules plain_lora_name_rules();
+
+// The built-in presets: "sd1", "sd2", "sdxl", "flux".
+std::vector<std::string_view> lora_preset_names();
+// The preset whose checkpoint names `base` has (Flux's fused qkv, SDXL's OpenCLIP encoder
+// or label_emb, SD 2.x's OpenCLIP encoder, SD 1.x's CLIP encoder or LDM UNet), else "".
+std::string detect_lora_preset(const Model& base);
+// The preset's tables, then the plain rules. Throws Error(invalid_argument) naming the
+// presets for a name that is none of them.
+LoraNameRules lora_preset_rules(std::string_view preset);
+// lora_preset_rules(detect_lora_preset(base)), or the plain rules when none is detected.
+LoraNameRules detected_lora_name_rules(const Model& base);
 
 struct LoraTarget {
   std::size_t module = 0;   // index into LoraFile::modules
@@ -121,6 +143,10 @@ struct LoraTarget {
   // (0, rows) unless the module is one slice of a fused tensor (q, k or v of a fused qkv).
   std::uint64_t row_begin = 0;
   std::uint64_t row_count = 0;
+  // How the name matched, for reports: the preset rule ("sdxl openclip (lora_te2_):
+  // text_model.encoder.layers.{a}. -> transformer.resblocks.{a}., self_attn.q_proj ->
+  // attn.in_proj"), "prefix rule X -> Y", or empty when the module name is the tensor's.
+  std::string rule;
 };
 
 struct UnmatchedLoraModule {
@@ -132,6 +158,7 @@ struct UnmatchedLoraModule {
 struct LoraMatch {
   std::vector<LoraTarget> targets;  // module order
   std::vector<UnmatchedLoraModule> unmatched;
+  std::string preset;  // the rules' preset, "" for none
 };
 
 // Matches every module of `lora` to a base tensor and checks that its shapes fit (throws
@@ -140,6 +167,8 @@ struct LoraMatch {
 // their count and first names.
 LoraMatch match_lora(const LoraFile& lora, const Model& base, const LoraNameRules& rules,
                      bool strict = false);
+// With the rules of the preset detected from the base model's names.
+LoraMatch match_lora(const LoraFile& lora, const Model& base, bool strict = false);
 
 // One LoRA as used on a base model.
 struct LoraUse {

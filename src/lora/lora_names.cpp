@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "lora/lora_name_map.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/lora.hpp"
 
@@ -48,30 +49,57 @@ class BaseNames {
 
 struct Resolution {
   std::optional<std::string> name;
+  lora_detail::RowSlice slice;
+  std::string rule;
   std::vector<std::string> candidates;  // when ambiguous
 };
 
-Resolution resolve(const LoraModule& module, const LoraNameRules& rules, BaseNames& names) {
+// `mapped` + `suffix` as a base tensor: the name itself, else the one base name that reads
+// the same with '.' as '_' (kohya). Ambiguous names fill `out.candidates` (first ones kept).
+bool look_up(const std::string& mapped, const std::string& suffix, BaseNames& names,
+             Resolution& out) {
+  if (names.contains(mapped + suffix)) {
+    out.name = mapped + suffix;
+    return true;
+  }
+  const auto* found = names.by_underscores(underscored(mapped), suffix);
+  if (found == nullptr) return false;
+  if (found->size() == 1) {
+    out.name = std::string(found->front());
+    return true;
+  }
+  if (out.candidates.empty()) out.candidates.assign(found->begin(), found->end());
+  return false;
+}
+
+Resolution resolve(const LoraModule& module, const LoraNameRules& rules,
+                   const lora_detail::NamePreset* preset, BaseNames& names) {
   Resolution out;
   const std::string& suffix = module.target_suffix;
   if (names.contains(module.name + suffix)) {
     out.name = module.name + suffix;
     return out;
   }
+  if (preset != nullptr) {
+    for (const auto& candidate : lora_detail::name_candidates(*preset, module.name)) {
+      const std::string tensor_suffix =
+          candidate.tensor_suffix ? std::string(*candidate.tensor_suffix) : suffix;
+      if (look_up(candidate.name, tensor_suffix, names, out)) {
+        out.slice = candidate.slice;
+        out.rule = candidate.rule;
+        out.candidates.clear();
+        return out;
+      }
+    }
+  }
   for (const LoraNameRule& rule : rules.rules) {
     if (!module.name.starts_with(rule.lora_prefix)) continue;
     const std::string mapped = rule.base_prefix + module.name.substr(rule.lora_prefix.size());
-    if (names.contains(mapped + suffix)) {
-      out.name = mapped + suffix;
+    if (look_up(mapped, suffix, names, out)) {
+      out.rule = fmt::format("prefix rule \"{}\" -> \"{}\"", rule.lora_prefix, rule.base_prefix);
+      out.candidates.clear();
       return out;
     }
-    const auto* found = names.by_underscores(underscored(mapped), suffix);
-    if (found == nullptr) continue;
-    if (found->size() == 1) {
-      out.name = std::string(found->front());
-      return out;
-    }
-    if (out.candidates.empty()) out.candidates.assign(found->begin(), found->end());
   }
   return out;
 }
@@ -81,19 +109,25 @@ std::string shape_text(const std::optional<TensorInfo>& tensor) {
 }
 
 // The base tensor seen as a matrix and checked against the module's factors.
-LoraTarget fit(const LoraFile& lora, std::size_t index, const TensorInfo& base) {
+LoraTarget fit(const LoraFile& lora, std::size_t index, const TensorInfo& base,
+               const Resolution& resolved) {
   const LoraModule& module = lora.modules[index];
   LoraTarget target;
   target.module = index;
   target.base_tensor = base.name;
+  target.rule = resolved.rule;
   const std::uint64_t elements = base.element_count();
   target.rows = base.shape.empty() ? 1 : base.shape[0];
   target.cols = target.rows == 0 ? 0 : elements / target.rows;
-  target.row_count = target.rows;
+  const auto rows = lora_detail::slice_rows(resolved.slice, target.rows, target.cols);
+  target.row_begin = rows ? rows->first : 0;
+  target.row_count = rows ? rows->second : 0;
 
   bool fits = false;
-  if (module.kind == LoraKind::diff) {
-    fits = module.diff->element_count() == elements;
+  if (!rows) {
+    fits = false;
+  } else if (module.kind == LoraKind::diff) {
+    fits = module.diff->element_count() == target.row_count * target.cols;
   } else {
     const std::uint64_t down_cols = module.down->element_count() / module.rank;
     std::uint64_t cols = down_cols;
@@ -101,7 +135,7 @@ LoraTarget fit(const LoraFile& lora, std::size_t index, const TensorInfo& base) 
       const std::uint64_t window = module.mid->element_count() / (module.rank * module.rank);
       cols = window != 0 && down_cols > UINT64_MAX / window ? 0 : down_cols * window;
     }
-    fits = base.shape.size() >= 2 && module.up->shape[0] == target.rows && cols == target.cols;
+    fits = base.shape.size() >= 2 && module.up->shape[0] == target.row_count && cols == target.cols;
   }
   if (!fits) {
     const std::string parts =
@@ -109,10 +143,16 @@ LoraTarget fit(const LoraFile& lora, std::size_t index, const TensorInfo& base) 
             ? fmt::format("diff {}", shape_text(module.diff))
             : fmt::format("up {}, down {}{}", shape_text(module.up), shape_text(module.down),
                           module.mid ? ", mid " + shape_text(module.mid) : std::string());
+    const std::string slice =
+        resolved.slice.kind == lora_detail::RowSlice::Kind::whole
+            ? std::string()
+            : fmt::format(" ({})", rows ? fmt::format("rows {}..{}", target.row_begin,
+                                                      target.row_begin + target.row_count)
+                                        : lora_detail::slice_text(resolved.slice));
     throw Error(ErrorCode::invalid_argument,
-                fmt::format("LoRA module {} ({}) does not fit base tensor {} of shape [{}]; is the "
-                            "LoRA made for another model?",
-                            printable(module.name), parts, printable(base.name),
+                fmt::format("LoRA module {} ({}) does not fit base tensor {}{} of shape [{}]; is "
+                            "the LoRA made for another model?",
+                            printable(module.name), parts, printable(base.name), slice,
                             fmt::join(base.shape, ", ")),
                 {lora.path()});
   }
@@ -136,17 +176,60 @@ LoraNameRules sd_lora_name_rules() {
   return rules;
 }
 
+std::vector<std::string_view> lora_preset_names() {
+  std::vector<std::string_view> out;
+  for (const auto& preset : lora_detail::name_presets()) out.push_back(preset.name);
+  return out;
+}
+
+std::string detect_lora_preset(const Model& base) {
+  for (const auto& preset : lora_detail::name_presets()) {
+    for (const std::string_view signature : preset.signatures) {
+      for (const TensorInfo& tensor : base.tensors()) {
+        if (tensor.name.find(signature) != std::string::npos) return std::string(preset.name);
+      }
+    }
+  }
+  return {};
+}
+
+LoraNameRules lora_preset_rules(std::string_view preset) {
+  if (lora_detail::find_name_preset(preset) == nullptr) {
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("unknown LoRA name preset \"{}\" (known: {})", printable(preset),
+                            fmt::join(lora_preset_names(), ", ")));
+  }
+  LoraNameRules rules = plain_lora_name_rules();
+  rules.preset = preset;
+  return rules;
+}
+
+LoraNameRules detected_lora_name_rules(const Model& base) {
+  const std::string preset = detect_lora_preset(base);
+  return preset.empty() ? plain_lora_name_rules() : lora_preset_rules(preset);
+}
+
+LoraMatch match_lora(const LoraFile& lora, const Model& base, bool strict) {
+  return match_lora(lora, base, detected_lora_name_rules(base), strict);
+}
+
 LoraMatch match_lora(const LoraFile& lora, const Model& base, const LoraNameRules& rules,
                      bool strict) {
   LoraMatch match;
+  match.preset = rules.preset;
+  const lora_detail::NamePreset* preset = nullptr;
+  if (!rules.preset.empty()) {
+    preset = lora_detail::find_name_preset(rules.preset);
+    if (preset == nullptr) lora_preset_rules(rules.preset);  // throws, naming the presets
+  }
   BaseNames names(base);
   for (std::size_t i = 0; i < lora.modules.size(); ++i) {
-    Resolution resolved = resolve(lora.modules[i], rules, names);
+    Resolution resolved = resolve(lora.modules[i], rules, preset, names);
     if (!resolved.name) {
       match.unmatched.push_back({lora.modules[i].name, std::move(resolved.candidates)});
       continue;
     }
-    match.targets.push_back(fit(lora, i, *base.find(*resolved.name)));
+    match.targets.push_back(fit(lora, i, *base.find(*resolved.name), resolved));
   }
   if (strict && !match.unmatched.empty()) {
     constexpr std::size_t kNamesShown = 5;

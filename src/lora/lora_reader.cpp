@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "io/file_reader.hpp"
+#include "lora/lora_adapter_metadata.hpp"
 #include "weightmap/convert.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/lora.hpp"
@@ -26,7 +27,7 @@ struct PartSuffix {
 };
 
 // No suffix is the end of another, so their order does not matter.
-constexpr std::array<PartSuffix, 10> kPartSuffixes = {{
+constexpr std::array<PartSuffix, 14> kPartSuffixes = {{
     {".lora_up.weight", Part::up, LoraNaming::kohya},
     {".lora_down.weight", Part::down, LoraNaming::kohya},
     {".lora_mid.weight", Part::mid, LoraNaming::kohya},
@@ -37,7 +38,37 @@ constexpr std::array<PartSuffix, 10> kPartSuffixes = {{
     {".lora_A.weight", Part::down, LoraNaming::peft},
     {".lora_b", Part::up, LoraNaming::gguf},
     {".lora_a", Part::down, LoraNaming::gguf},
+    // diffusers before PEFT (0.21-0.26): LoRACompatibleLinear/Conv, and the text encoder's
+    // patched CLIP layers.
+    {".lora.up.weight", Part::up, LoraNaming::diffusers},
+    {".lora.down.weight", Part::down, LoraNaming::diffusers},
+    {".lora_linear_layer.up.weight", Part::up, LoraNaming::diffusers},
+    {".lora_linear_layer.down.weight", Part::down, LoraNaming::diffusers},
 }};
+
+// Older diffusers attention processors: "<attention>.processor.to_q_lora.down.weight" (UNet)
+// and "<attention>.to_q_lora.down.weight" (text encoder) patch the attention's to_q, to_k,
+// to_v and to_out.0 linears.
+constexpr std::array<PartSuffix, 2> kProcessorSuffixes = {{
+    {"_lora.up.weight", Part::up, LoraNaming::diffusers},
+    {"_lora.down.weight", Part::down, LoraNaming::diffusers},
+}};
+
+// "a.processor.to_q" -> "a.to_q", "a.to_out" -> "a.to_out.0": the module the processor's
+// factor patches. Empty when `stem` names no attention projection.
+std::string processor_module(std::string_view stem) {
+  const auto dot = stem.rfind('.');
+  if (dot == std::string_view::npos || dot == 0) return {};
+  const std::string_view projection = stem.substr(dot + 1);
+  std::string_view attention = stem.substr(0, dot);
+  if (projection != "to_q" && projection != "to_k" && projection != "to_v" &&
+      projection != "to_out") {
+    return {};
+  }
+  if (attention.ends_with(".processor"))
+    attention.remove_suffix(std::string_view(".processor").size());
+  return fmt::format("{}.{}{}", attention, projection, projection == "to_out" ? ".0" : "");
+}
 
 struct UnsupportedSuffix {
   std::string_view suffix;
@@ -142,8 +173,15 @@ ErrorContext where(const LoraFile& lora, const TensorInfo& tensor) {
   return {lora.model.files()[tensor.file].path, printable(tensor.name), tensor.offset};
 }
 
+// diffusers' JSON of PEFT LoraConfig fields in the safetensors metadata.
+lora_detail::AdapterMetadata adapter_metadata(const Model& model) {
+  const auto* entry = model.find_metadata("lora_adapter_metadata");
+  const auto* text = entry ? std::get_if<std::string>(&entry->value.value) : nullptr;
+  return text ? lora_detail::AdapterMetadata::parse(*text) : lora_detail::AdapterMetadata();
+}
+
 LoraModule make_module(const LoraFile& lora, Parts& parts, std::optional<float> file_alpha,
-                       const LoraReadOptions& options,
+                       const lora_detail::AdapterMetadata& adapter, const LoraReadOptions& options,
                        const std::vector<std::unique_ptr<io::FileReader>>& readers) {
   LoraModule module;
   module.name = std::move(parts.name);
@@ -224,6 +262,9 @@ LoraModule make_module(const LoraFile& lora, Parts& parts, std::optional<float> 
   if (parts.alpha) {
     module.alpha = read_alpha(*readers[parts.alpha->file], *parts.alpha);
     module.alpha_source = AlphaSource::tensor;
+  } else if (const auto alpha = adapter.alpha_for(module.name)) {
+    module.alpha = *alpha;
+    module.alpha_source = AlphaSource::metadata;
   } else if (file_alpha) {
     module.alpha = *file_alpha;
     module.alpha_source = AlphaSource::metadata;
@@ -257,6 +298,7 @@ std::string_view lora_naming_name(LoraNaming naming) noexcept {
     case LoraNaming::kohya: return "kohya";
     case LoraNaming::peft: return "peft";
     case LoraNaming::gguf: return "gguf";
+    case LoraNaming::diffusers: return "diffusers";
   }
   return "?";
 }
@@ -286,17 +328,23 @@ LoraFile read_lora(const std::string& path, const LoraReadOptions& options) {
       }
     }
     const PartSuffix* match = nullptr;
+    std::string module;
     for (const auto& suffix : kPartSuffixes) {
       if (name.ends_with(suffix.suffix) && name.size() > suffix.suffix.size()) {
         match = &suffix;
+        module = name.substr(0, name.size() - suffix.suffix.size());
         break;
       }
+    }
+    for (const auto& suffix : kProcessorSuffixes) {
+      if (match != nullptr || !name.ends_with(suffix.suffix)) continue;
+      module = processor_module(name.substr(0, name.size() - suffix.suffix.size()));
+      if (!module.empty()) match = &suffix;
     }
     if (match == nullptr) {
       lora.ignored.push_back(tensor.name);
       continue;
     }
-    const std::string module(name.substr(0, name.size() - match->suffix.size()));
     // A .diff_b patches the bias: a module of its own, beside the weight's.
     const bool bias = match->part == Part::diff_bias;
     const auto [it, inserted] = by_name.try_emplace(bias ? module + "\n" : module, parts.size());
@@ -314,6 +362,7 @@ LoraFile read_lora(const std::string& path, const LoraReadOptions& options) {
 
   if (gguf_adapter) lora.naming = LoraNaming::gguf;
   const auto file_alpha = metadata_alpha(lora.model);
+  const auto adapter = adapter_metadata(lora.model);
   std::vector<std::unique_ptr<io::FileReader>> readers;
   for (const auto& file : lora.model.files()) {
     readers.push_back(std::make_unique<io::FileReader>(file.path));
@@ -328,7 +377,7 @@ LoraFile read_lora(const std::string& path, const LoraReadOptions& options) {
       lora.naming = entry.naming;
       naming_set = true;
     }
-    lora.modules.push_back(make_module(lora, entry, file_alpha, options, readers));
+    lora.modules.push_back(make_module(lora, entry, file_alpha, adapter, options, readers));
   }
   return lora;
 }

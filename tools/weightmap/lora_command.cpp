@@ -35,13 +35,26 @@ std::string candidates_text(const UnmatchedLoraModule& module) {
   return fmt::format(" (ambiguous: {})", fmt::join(names, ", "));
 }
 
-void write_text(const LoraFile& lora, const LoraMatch* match, std::ostream& out) {
-  std::vector<std::string> targets(lora.modules.size());
-  if (match != nullptr) {
-    for (const auto& target : match->targets) targets[target.module] = target.base_tensor;
+// Per module, its target (null when unmatched).
+std::vector<const LoraTarget*> targets_by_module(const LoraFile& lora, const LoraMatch* match) {
+  std::vector<const LoraTarget*> out(lora.modules.size(), nullptr);
+  if (match == nullptr) return out;
+  for (const auto& target : match->targets) {
+    if (target.module < out.size()) out[target.module] = &target;
   }
+  return out;
+}
+
+bool is_slice(const LoraTarget& target) {
+  return target.row_begin != 0 || target.row_count != target.rows;
+}
+
+void write_text(const LoraFile& lora, const LoraMatch* match, std::string_view rules_name,
+                std::ostream& out) {
+  const auto targets = targets_by_module(lora, match);
   out << fmt::format("{}: {} LoRA, {} module{}\n", lora.path(), lora_naming_name(lora.naming),
                      lora.modules.size(), lora.modules.size() == 1 ? "" : "s");
+  if (match != nullptr) out << fmt::format("name rules: {}\n", rules_name);
   for (std::size_t i = 0; i < lora.modules.size(); ++i) {
     const LoraModule& module = lora.modules[i];
     out << fmt::format("  {}{}  {}  rank {}  alpha {} ({})", printable(module.name),
@@ -49,12 +62,24 @@ void write_text(const LoraFile& lora, const LoraMatch* match, std::ostream& out)
                        lora_kind_name(module.kind), module.rank, module.alpha,
                        alpha_source_name(module.alpha_source));
     if (match != nullptr) {
-      out << (targets[i].empty() ? "  -> (no match)" : "  -> " + printable(targets[i]));
+      const LoraTarget* target = targets[i];
+      if (target == nullptr) {
+        out << "  -> (no match)";
+      } else {
+        out << "  -> " << printable(target->base_tensor);
+        if (is_slice(*target)) {
+          out << fmt::format(" rows {}..{} of {}", target->row_begin,
+                             target->row_begin + target->row_count, target->rows);
+        }
+        if (!target->rule.empty()) out << "\n      by " << printable(target->rule);
+      }
     }
     out << '\n';
   }
   if (match != nullptr) {
-    out << fmt::format("matched {} of {} modules\n", match->targets.size(), lora.modules.size());
+    out << fmt::format("matched {} of {} modules, {} unmatched, {} ignored tensor{}\n",
+                       match->targets.size(), lora.modules.size(), match->unmatched.size(),
+                       lora.ignored.size(), lora.ignored.size() == 1 ? "" : "s");
     if (!match->unmatched.empty()) {
       out << fmt::format("unmatched {}:\n", match->unmatched.size());
       for (const auto& module : match->unmatched) {
@@ -63,8 +88,9 @@ void write_text(const LoraFile& lora, const LoraMatch* match, std::ostream& out)
     }
   }
   if (!lora.ignored.empty()) {
-    out << fmt::format("ignored {} tensor{} that belong to no LoRA module\n", lora.ignored.size(),
+    out << fmt::format("ignored {} tensor{} that belong to no LoRA module:\n", lora.ignored.size(),
                        lora.ignored.size() == 1 ? "" : "s");
+    for (const auto& name : lora.ignored) out << "  " << printable(name) << '\n';
   }
 }
 
@@ -74,11 +100,9 @@ std::string json_names(const std::vector<std::string>& names) {
   return fmt::format("[{}]", fmt::join(quoted, ","));
 }
 
-void write_json(const LoraFile& lora, const LoraMatch* match, std::ostream& out) {
-  std::vector<std::string> targets(lora.modules.size());
-  if (match != nullptr) {
-    for (const auto& target : match->targets) targets[target.module] = target.base_tensor;
-  }
+void write_json(const LoraFile& lora, const LoraMatch* match, std::string_view rules_name,
+                std::ostream& out) {
+  const auto targets = targets_by_module(lora, match);
   std::vector<std::string> modules;
   for (std::size_t i = 0; i < lora.modules.size(); ++i) {
     const LoraModule& module = lora.modules[i];
@@ -89,8 +113,16 @@ void write_json(const LoraFile& lora, const LoraMatch* match, std::ostream& out)
         json_string(module.target_suffix), module.rank, module.alpha,
         json_string(alpha_source_name(module.alpha_source)));
     if (match != nullptr) {
-      entry += fmt::format(",\"target\":{}",
-                           targets[i].empty() ? std::string("null") : json_string(targets[i]));
+      const LoraTarget* target = targets[i];
+      if (target == nullptr) {
+        entry += ",\"target\":null";
+      } else {
+        entry += fmt::format(
+            ",\"target\":{},\"rows\":{},\"cols\":{},\"row_begin\":{},\"row_count\":{},"
+            "\"slice\":{},\"rule\":{}",
+            json_string(target->base_tensor), target->rows, target->cols, target->row_begin,
+            target->row_count, is_slice(*target) ? "true" : "false", json_string(target->rule));
+      }
     }
     modules.push_back(entry + "}");
   }
@@ -103,13 +135,42 @@ void write_json(const LoraFile& lora, const LoraMatch* match, std::ostream& out)
       unmatched.push_back(fmt::format("{{\"module\":{},\"candidates\":{}}}",
                                       json_string(module.module), json_names(module.candidates)));
     }
-    out << fmt::format(",\"matched\":{},\"unmatched\":[{}]", match->targets.size(),
-                       fmt::join(unmatched, ","));
+    out << fmt::format(
+        ",\"rules\":{},\"preset\":{},\"matched\":{},\"unmatched\":[{}],"
+        "\"totals\":{{\"modules\":{},\"matched\":{},\"unmatched\":{},\"ignored\":{}}}",
+        json_string(rules_name),
+        match->preset.empty() ? std::string("null") : json_string(match->preset),
+        match->targets.size(), fmt::join(unmatched, ","), lora.modules.size(),
+        match->targets.size(), match->unmatched.size(), lora.ignored.size());
   }
   out << "}\n";
 }
 
+struct ChosenRules {
+  LoraNameRules rules;
+  std::string shown;  // "sdxl (detected)", "flux", "sd (prefix rules)"
+};
+
+// --rules: "auto" detects the preset from the base model's names.
+ChosenRules choose_rules(const std::string& name, const Model& base) {
+  if (name == "auto") {
+    const std::string preset = detect_lora_preset(base);
+    if (preset.empty()) return {plain_lora_name_rules(), "plain (no preset detected)"};
+    return {lora_preset_rules(preset), preset + " (detected)"};
+  }
+  if (name == "sd") return {sd_lora_name_rules(), "sd (prefix rules)"};
+  if (name == "plain") return {plain_lora_name_rules(), "plain"};
+  return {lora_preset_rules(name), name};
+}
+
 }  // namespace
+
+std::string lora_rules_help() {
+  return fmt::format(
+      "Name rules: auto (the preset the base model's names say), {}, sd (prefix rules "
+      "only), plain (names as they stand)",
+      fmt::join(lora_preset_names(), ", "));
+}
 
 std::pair<std::string, float> parse_lora_argument(std::string_view text) {
   const auto colon = text.rfind(':');
@@ -130,11 +191,17 @@ int run_lora_inspect(const LoraInspectCommandOptions& options, std::ostream& out
   try {
     const LoraFile lora = read_lora(options.lora, {options.alpha});
     std::optional<LoraMatch> match;
-    if (options.base) match = match_lora(lora, open_model(*options.base), sd_lora_name_rules());
+    std::string shown;
+    if (options.base) {
+      const Model base = open_model(*options.base);
+      const ChosenRules chosen = choose_rules(options.rules, base);
+      match = match_lora(lora, base, chosen.rules);
+      shown = chosen.shown;
+    }
     if (options.json) {
-      write_json(lora, match ? &*match : nullptr, out);
+      write_json(lora, match ? &*match : nullptr, shown, out);
     } else {
-      write_text(lora, match ? &*match : nullptr, out);
+      write_text(lora, match ? &*match : nullptr, shown, out);
     }
     return kExitOk;
   } catch (const Error& e) {
@@ -146,12 +213,13 @@ int run_lora_inspect(const LoraInspectCommandOptions& options, std::ostream& out
 int run_lora_merge(const LoraMergeCommandOptions& options, std::ostream& out, std::ostream& err) {
   try {
     const Model base = open_model(options.base);
+    const ChosenRules chosen = choose_rules(options.rules, base);
     std::vector<LoraUse> uses;
     std::size_t patches = 0;
     for (const auto& argument : options.loras) {
       auto [path, multiplier] = parse_lora_argument(argument);
       auto lora = std::make_shared<const LoraFile>(read_lora(path, {options.alpha}));
-      LoraMatch match = match_lora(*lora, base, sd_lora_name_rules(), options.strict);
+      LoraMatch match = match_lora(*lora, base, chosen.rules, options.strict);
       if (!match.unmatched.empty()) {
         err << fmt::format(
             "weightmap lora merge: {}: {} module{} no base tensor (first: "
@@ -193,8 +261,9 @@ Subcommand add_lora_command(CLI::App& parent) {
 
   CLI::App* inspect = command->add_subcommand(
       "inspect",
-      "Print each module's kind, rank and alpha; with --base, the base tensor each "
-      "patches and the modules that match none.");
+      "Print each module's kind, rank and alpha; with --base, the name preset, the base "
+      "tensor (and rows, for a slice of a fused tensor) each module patches and the rule "
+      "that matched, and the modules that match none.");
   inspect->add_option("LORA", parsed->inspect.lora, "A LoRA file (safetensors or GGUF)")
       ->required();
   CLI::Option* inspect_base =
@@ -203,6 +272,7 @@ Subcommand add_lora_command(CLI::App& parent) {
       "--alpha", parsed->alpha,
       "Alpha for modules whose file gives none (PEFT's lora_alpha from adapter_config.json)");
   inspect->add_flag("--json", parsed->inspect.json, "Print one JSON object");
+  inspect->add_option("--rules", parsed->inspect.rules, lora_rules_help())->capture_default_str();
 
   CLI::App* merge = command->add_subcommand(
       "merge",
@@ -221,6 +291,7 @@ Subcommand add_lora_command(CLI::App& parent) {
       ->required();
   CLI::Option* merge_alpha = merge->add_option(
       "--alpha", parsed->alpha, "Alpha for modules whose file gives none (PEFT's lora_alpha)");
+  merge->add_option("--rules", parsed->merge.rules, lora_rules_help())->capture_default_str();
   merge->add_flag("--strict", parsed->merge.strict,
                   "A LoRA module that matches no base tensor is an error");
 

@@ -1,6 +1,6 @@
-// `weightmap lora inspect LORA [--base MODEL] [--json]`: what a LoRA file holds (naming, each
-// module's kind, rank and alpha) and, against a base model, which base tensor each module
-// patches and which match none. `weightmap lora merge BASE LORA[:MULT]... -o OUT`: writes
+// `weightmap lora inspect LORA [--base MODEL] [--rules R] [--json]`: what a LoRA file holds
+// (naming, each module's kind, rank and alpha) and, against a base model, which base tensor each
+// module patches and which match none. `weightmap lora merge BASE LORA[:MULT]... -o OUT`: writes
 // base + LoRAs as a new safetensors or GGUF file, streaming.
 #pragma once
 
@@ -20,6 +20,8 @@ struct LoraInspectCommandOptions {
   std::optional<std::string> base;
   std::optional<float> alpha;  // for modules whose file gives none (PEFT)
   bool json = false;
+  // "auto" (the preset detected from the base's names), a preset name, "sd" or "plain".
+  std::string rules = "auto";
 };
 
 struct LoraMergeCommandOptions {
@@ -27,8 +29,12 @@ struct LoraMergeCommandOptions {
   std::vector<std::string> loras;  // PATH or PATH:MULTIPLIER, applied in order
   std::string output;              // .gguf writes GGUF, anything else safetensors
   std::optional<float> alpha;
-  bool strict = false;  // a module matching no base tensor is an error, not a warning
+  bool strict = false;         // a module matching no base tensor is an error, not a warning
+  std::string rules = "auto";  // as LoraInspectCommandOptions::rules
 };
+
+// The --rules help text: the values it takes.
+std::string lora_rules_help();
 
 // "x.safetensors:0.5" -> ("x.safetensors", 0.5); without a number after the last ':' the
 // whole text is the path and the multiplier 1.
