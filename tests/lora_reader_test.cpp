@@ -214,3 +214,96 @@ TEST(LoraReader, GgufAdapterOfAnotherTypeIsUnsupported) {
 
 }  // namespace
 }  // namespace weightmap
+
+namespace weightmap {
+namespace {
+
+TEST(LoraReader, DiffusersSpellingsAreReadAsModules) {
+  TempDir dir;
+  const auto path = dir / "diffusers.safetensors";
+  const std::string attn = "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1";
+  const std::string te = "text_encoder.text_model.encoder.layers.0.self_attn";
+  write_tensors(
+      path, {
+                random_tensor(attn + ".to_q.lora.down.weight", DType::F32, {4, 8}, 1),
+                random_tensor(attn + ".to_q.lora.up.weight", DType::F32, {8, 4}, 2),
+                random_tensor(te + ".q_proj.lora_linear_layer.down.weight", DType::F32, {4, 6}, 3),
+                random_tensor(te + ".q_proj.lora_linear_layer.up.weight", DType::F32, {6, 4}, 4),
+                random_tensor(attn + ".processor.to_out_lora.down.weight", DType::F32, {4, 8}, 5),
+                random_tensor(attn + ".processor.to_out_lora.up.weight", DType::F32, {8, 4}, 6),
+                random_tensor(te + ".to_k_lora.down.weight", DType::F32, {4, 6}, 7),
+                random_tensor(te + ".to_k_lora.up.weight", DType::F32, {6, 4}, 8),
+                // PEFT with the adapter's name kept: not a part weightmap knows.
+                random_tensor(attn + ".to_v.lora_A.default.weight", DType::F32, {4, 8}, 9),
+            });
+  const LoraFile lora = read_lora(path);
+  EXPECT_EQ(lora.naming, LoraNaming::diffusers);
+  ASSERT_EQ(lora.modules.size(), 4u);
+  EXPECT_EQ(lora.modules[0].name, attn + ".to_q");
+  EXPECT_EQ(lora.modules[1].name, te + ".q_proj");
+  EXPECT_EQ(lora.modules[2].name, attn + ".to_out.0");
+  EXPECT_EQ(lora.modules[3].name, te + ".to_k");
+  for (const auto& module : lora.modules) {
+    EXPECT_EQ(module.rank, 4u);
+    EXPECT_EQ(module.target_suffix, ".weight");
+  }
+  // Unknown parts are reported, not dropped.
+  EXPECT_EQ(lora.ignored, std::vector<std::string>{attn + ".to_v.lora_A.default.weight"});
+}
+
+TEST(LoraReader, DiffusersAdapterMetadataGivesAlphaPerComponentAndPattern) {
+  TempDir dir;
+  const auto path = dir / "peft.safetensors";
+  const std::string json = R"({
+  "text_encoder.lora_alpha": 16,
+  "text_encoder.r": 4,
+  "transformer.alpha_pattern": {"single_transformer_blocks.0.proj_mlp": 2.5},
+  "transformer.lora_alpha": 8,
+  "transformer.r": 4
+})";
+  write_tensors(path,
+                {
+                    random_tensor("transformer.single_transformer_blocks.0.attn.to_q.lora_A.weight",
+                                  DType::BF16, {4, 6}, 1),
+                    random_tensor("transformer.single_transformer_blocks.0.attn.to_q.lora_B.weight",
+                                  DType::BF16, {6, 4}, 2),
+                    random_tensor("transformer.single_transformer_blocks.0.proj_mlp.lora_A.weight",
+                                  DType::BF16, {4, 6}, 3),
+                    random_tensor("transformer.single_transformer_blocks.0.proj_mlp.lora_B.weight",
+                                  DType::BF16, {24, 4}, 4),
+                    random_tensor("text_encoder.text_model.encoder.layers.0.mlp.fc1.lora_A.weight",
+                                  DType::BF16, {4, 6}, 5),
+                    random_tensor("text_encoder.text_model.encoder.layers.0.mlp.fc1.lora_B.weight",
+                                  DType::BF16, {24, 4}, 6),
+                    random_tensor("unet.conv_in.lora_A.weight", DType::BF16, {4, 6}, 7),
+                    random_tensor("unet.conv_in.lora_B.weight", DType::BF16, {24, 4}, 8),
+                },
+                {{"format", "pt"}, {"lora_adapter_metadata", json}});
+  const LoraFile lora = read_lora(path, {.alpha = 3.0f});
+  ASSERT_EQ(lora.modules.size(), 4u);
+  EXPECT_EQ(lora.modules[0].alpha, 8.0f);
+  EXPECT_EQ(lora.modules[0].alpha_source, AlphaSource::metadata);
+  EXPECT_EQ(lora.modules[1].alpha, 2.5f);  // alpha_pattern
+  EXPECT_EQ(lora.modules[2].alpha, 16.0f);
+  // A component the metadata does not describe falls back to the next source.
+  EXPECT_EQ(lora.modules[3].alpha, 3.0f);
+  EXPECT_EQ(lora.modules[3].alpha_source, AlphaSource::option);
+  EXPECT_FLOAT_EQ(lora_scale(lora.modules[0], 1.0f), 2.0f);
+}
+
+TEST(LoraReader, UnprefixedAdapterMetadataAndBrokenJson) {
+  TempDir dir;
+  const std::vector<FloatTensor> tensors = {
+      random_tensor("single_transformer_blocks.0.attn.to_q.lora_A.weight", DType::F32, {4, 6}, 1),
+      random_tensor("single_transformer_blocks.0.attn.to_q.lora_B.weight", DType::F32, {6, 4}, 2)};
+  write_tensors(dir / "plain.safetensors", tensors,
+                {{"lora_adapter_metadata", R"({"lora_alpha": 32, "r": 4})"}});
+  EXPECT_EQ(read_lora(dir / "plain.safetensors").modules[0].alpha, 32.0f);
+  write_tensors(dir / "broken.safetensors", tensors,
+                {{"lora_adapter_metadata", "{\"lora_alpha\":"}});
+  const LoraFile broken = read_lora(dir / "broken.safetensors");
+  EXPECT_EQ(broken.modules[0].alpha_source, AlphaSource::rank);
+}
+
+}  // namespace
+}  // namespace weightmap
