@@ -345,7 +345,9 @@ WEIGHTMAP_C_API weightmap_status weightmap_lora_module_count(const weightmap_lor
                                                              size_t* count);
 
 /* Matches the LoRA's modules to the base model's tensors with the name rules of `preset`
- * ("sd": stable-diffusion checkpoints; "plain": names as they stand); the match is kept in the
+ * ("auto": the preset the base model's names say; "sd1", "sd2", "sdxl", "flux": the tables
+ * for those checkpoints, see docs/lora.md; "sd": stable-diffusion prefix rules only; "plain":
+ * names as they stand); the match is kept in the
  * handle for weightmap_lora_patcher_apply. With `strict`, an unmatched module is an error.
  * WEIGHTMAP_ERROR_NOT_FOUND for an unknown preset. */
 WEIGHTMAP_C_API weightmap_status weightmap_lora_match(weightmap_lora* lora,

@@ -2,6 +2,9 @@
 // apply it to a load in place and undo it with a patcher.
 #include "weightmap/lora.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <memory>
 #include <string>
 #include <string_view>
@@ -18,12 +21,17 @@ using weightmap::capi::require_index;
 namespace {
 
 // Presets by name, so a new preset needs no new C call.
-weightmap::LoraNameRules rules_of_preset(std::string_view preset) {
+weightmap::LoraNameRules rules_of_preset(std::string_view preset, const weightmap::Model& base) {
+  if (preset == "auto") return weightmap::detected_lora_name_rules(base);
   if (preset == "sd") return weightmap::sd_lora_name_rules();
   if (preset == "plain") return weightmap::plain_lora_name_rules();
+  for (const std::string_view name : weightmap::lora_preset_names()) {
+    if (preset == name) return weightmap::lora_preset_rules(name);
+  }
   throw weightmap::Error(
       weightmap::ErrorCode::not_found,
-      "no LoRA name preset " + weightmap::printable(preset) + " (known: sd, plain)");
+      fmt::format("no LoRA name preset {} (known: auto, {}, sd, plain)",
+                  weightmap::printable(preset), fmt::join(weightmap::lora_preset_names(), ", ")));
 }
 
 }  // namespace
@@ -60,8 +68,8 @@ weightmap_status weightmap_lora_match(weightmap_lora* lora, const weightmap_mode
     require(lora, call, "lora");
     require(base, call, "base");
     require(preset, call, "preset");
-    lora->match =
-        weightmap::match_lora(*lora->file, *base->model, rules_of_preset(preset), strict != 0);
+    lora->match = weightmap::match_lora(*lora->file, *base->model,
+                                        rules_of_preset(preset, *base->model), strict != 0);
     if (matched != nullptr) *matched = lora->match->targets.size();
     if (unmatched != nullptr) *unmatched = lora->match->unmatched.size();
   });

@@ -562,6 +562,9 @@ static void test_lora_apply_and_undo_round_trip(void) {
   if (lora == NULL) goto done;
   CHECK_OK(weightmap_lora_module_count(lora, &modules));
   CHECK(modules == 1);
+  /* "auto": no preset's names in this model, so the plain rules. */
+  CHECK_OK(weightmap_lora_match(lora, model, "auto", 1, &matched, &unmatched));
+  CHECK(matched == 1 && unmatched == 0);
   CHECK_OK(weightmap_lora_match(lora, model, "plain", 1, &matched, &unmatched));
   CHECK(matched == 1 && unmatched == 0);
   CHECK_OK(weightmap_lora_target(lora, 0, &target));
