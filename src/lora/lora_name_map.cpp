@@ -100,7 +100,7 @@ std::optional<RuleResult> apply(const NameRule& rule, std::string_view name, Cap
   out.name = expand(rule.to, captures);
   out.slice = rule.slice;
   out.tensor_suffix = rule.tensor_suffix;
-  out.rule = fmt::format("{} -> {}", rule.from, rule.to);
+  out.rule = fmt::format("{} -> {}{}", rule.from, rule.to, rule.tensor_suffix.value_or(""));
   const std::string_view rest = name.substr(*matched);
   for (const NameRule& next : rule.then) {
     if (auto inner = apply(next, rest, captures)) {
