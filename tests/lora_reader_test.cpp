@@ -2,6 +2,8 @@
 // by gguf-py, and the kinds weightmap refuses.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "lora_fixtures.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "support/shell_command.hpp"
@@ -303,6 +305,37 @@ TEST(LoraReader, UnprefixedAdapterMetadataAndBrokenJson) {
                 {{"lora_adapter_metadata", "{\"lora_alpha\":"}});
   const LoraFile broken = read_lora(dir / "broken.safetensors");
   EXPECT_EQ(broken.modules[0].alpha_source, AlphaSource::rank);
+}
+
+}  // namespace
+}  // namespace weightmap
+
+namespace weightmap {
+namespace {
+
+TEST(LoraReader, PeftAdapterConfigBesideTheModelGivesLoraAlpha) {
+  TempDir dir;
+  const std::vector<FloatTensor> tensors = {
+      random_tensor("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", DType::F32,
+                    {4, 6}, 1),
+      random_tensor("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight", DType::F32,
+                    {6, 4}, 2),
+      random_tensor("base_model.model.model.layers.0.mlp.down_proj.lora_A.weight", DType::F32,
+                    {4, 6}, 3),
+      random_tensor("base_model.model.model.layers.0.mlp.down_proj.lora_B.weight", DType::F32,
+                    {6, 4}, 4)};
+  write_tensors(dir / "adapter_model.safetensors", tensors);
+  std::ofstream(dir / "adapter_config.json")
+      << R"({"peft_type": "LORA", "r": 4, "lora_alpha": 16, "alpha_pattern": {"mlp.down_proj": 2},
+            "target_modules": ["q_proj", "down_proj"]})";
+  const LoraFile lora = read_lora(dir / "adapter_model.safetensors");
+  ASSERT_EQ(lora.modules.size(), 2u);
+  EXPECT_EQ(lora.modules[0].alpha, 16.0f);
+  EXPECT_EQ(lora.modules[0].alpha_source, AlphaSource::metadata);
+  EXPECT_EQ(lora.modules[1].alpha, 2.0f);
+  // Under another name the config is not the file's: no alpha from it.
+  write_tensors(dir / "other.safetensors", tensors);
+  EXPECT_EQ(read_lora(dir / "other.safetensors").modules[0].alpha_source, AlphaSource::rank);
 }
 
 }  // namespace

@@ -78,7 +78,8 @@ struct LoraFile {
 };
 
 struct LoraReadOptions {
-  // Alpha for modules whose file gives none (PEFT keeps lora_alpha in adapter_config.json).
+  // Alpha for modules whose file gives none (a PEFT file's adapter_config.json is read when it
+  // is beside adapter_model.safetensors; elsewhere, give its lora_alpha here).
   std::optional<float> alpha;
 };
 

@@ -6,6 +6,8 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <unordered_map>
 
@@ -174,10 +176,24 @@ ErrorContext where(const LoraFile& lora, const TensorInfo& tensor) {
 }
 
 // diffusers' JSON of PEFT LoraConfig fields in the safetensors metadata.
-lora_detail::AdapterMetadata adapter_metadata(const Model& model) {
+// Else, for a PEFT adapter_model.safetensors, the adapter_config.json PEFT's save_pretrained
+// writes beside it: the same LoraConfig fields, unprefixed. A config that cannot be read or
+// parsed gives no alphas (the rank, or LoraReadOptions::alpha, then serves).
+lora_detail::AdapterMetadata adapter_metadata(const Model& model, const std::string& path) {
   const auto* entry = model.find_metadata("lora_adapter_metadata");
   const auto* text = entry ? std::get_if<std::string>(&entry->value.value) : nullptr;
-  return text ? lora_detail::AdapterMetadata::parse(*text) : lora_detail::AdapterMetadata();
+  if (text != nullptr) return lora_detail::AdapterMetadata::parse(*text);
+  const std::filesystem::path file(path);
+  if (file.filename() != "adapter_model.safetensors") return {};
+  constexpr std::uintmax_t kMaxConfigBytes = std::uintmax_t{1} << 20;
+  const auto config = file.parent_path() / "adapter_config.json";
+  std::error_code error;
+  const auto size = std::filesystem::file_size(config, error);
+  if (error || size > kMaxConfigBytes) return {};
+  std::ifstream in(config, std::ios::binary);
+  std::string json(static_cast<std::size_t>(size), '\0');
+  if (!in.read(json.data(), static_cast<std::streamsize>(json.size()))) return {};
+  return lora_detail::AdapterMetadata::parse(json);
 }
 
 LoraModule make_module(const LoraFile& lora, Parts& parts, std::optional<float> file_alpha,
@@ -362,7 +378,7 @@ LoraFile read_lora(const std::string& path, const LoraReadOptions& options) {
 
   if (gguf_adapter) lora.naming = LoraNaming::gguf;
   const auto file_alpha = metadata_alpha(lora.model);
-  const auto adapter = adapter_metadata(lora.model);
+  const auto adapter = adapter_metadata(lora.model, path);
   std::vector<std::unique_ptr<io::FileReader>> readers;
   for (const auto& file : lora.model.files()) {
     readers.push_back(std::make_unique<io::FileReader>(file.path));
