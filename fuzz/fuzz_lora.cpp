@@ -113,15 +113,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       // read_lora refuses or ignores an alpha that is not a finite float.
       if (!std::isfinite(module.alpha)) __builtin_trap();
     }
-    const bool strict[] = {false, true};
-    const weightmap::LoraNameRules rules[] = {weightmap::sd_lora_name_rules(),
-                                              weightmap::plain_lora_name_rules()};
-    for (std::size_t i = 0; i < 2; ++i) {
+    // The presets' tables run on any names: the interpreter must hold up to hostile ones.
+    const bool strict[] = {false, true, false, false};
+    const weightmap::LoraNameRules rules[] = {
+        weightmap::sd_lora_name_rules(), weightmap::plain_lora_name_rules(),
+        weightmap::lora_preset_rules("flux"), weightmap::lora_preset_rules("sdxl")};
+    for (std::size_t i = 0; i < std::size(rules); ++i) {
       try {
         const weightmap::LoraUse use{
             lora, weightmap::match_lora(*lora, base_model(), rules[i], strict[i]), 0.5f};
         for (const auto& target : use.match.targets) {
           if (target.module >= lora->modules.size()) __builtin_trap();
+          if (target.row_begin > target.rows || target.row_count > target.rows - target.row_begin) {
+            __builtin_trap();
+          }
         }
         check_deltas(use);
       } catch (const weightmap::Error&) {
