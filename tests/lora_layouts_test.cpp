@@ -7,6 +7,12 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <span>
+
 #include "support/cli_run.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "weightmap/error.hpp"
@@ -110,6 +116,59 @@ TEST(LoraLayouts, FluxCheckpointWithLdmPrefixIsDetectedAndMatched) {
   for (auto& module : layout.modules)
     module.base_tensor = "model.diffusion_model." + module.base_tensor;
   expect_every_module_matches(layout);
+}
+
+std::vector<float> read_floats(const Model& model, const std::string& name) {
+  const TensorInfo& info = *model.find(name);
+  std::ifstream in(model.files()[info.file].path, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(info.offset));
+  std::vector<std::byte> bytes(static_cast<std::size_t>(info.nbytes));
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  return lora_test::as_floats(info.dtype, bytes);
+}
+
+// End to end: the ai-toolkit Flux LoRA merged into an f32 checkpoint by name alone equals
+// base + scale * up x down on each module's rows (in module order), within one ulp.
+TEST(LoraLayouts, FluxAiToolkitMergeLandsEachModuleOnItsRows) {
+  Layout layout = lora_test::flux_ai_toolkit();
+  layout.base_dtype = DType::F32;
+  TempDir dir;
+  lora_test::write_layout(layout, dir / "base.safetensors", dir / "lora.safetensors");
+  const Model base = open_model(dir / "base.safetensors");
+  auto lora = std::make_shared<const LoraFile>(read_lora(dir / "lora.safetensors"));
+  const LoraUse use{lora, match_lora(*lora, base, true), 0.75f};
+  write_merged_model(base, std::span(&use, 1), dir / "merged.safetensors");
+  const Model merged = open_model(dir / "merged.safetensors");
+  const Model factors = open_model(dir / "lora.safetensors");
+
+  std::map<std::string, std::vector<float>> want;
+  for (const auto& tensor : base.tensors()) want[tensor.name] = read_floats(base, tensor.name);
+  for (const auto& spec : layout.modules) {
+    const auto& shape = lora_test::base_of(layout, spec).shape;
+    const std::uint64_t cols = shape[1];
+    const std::uint64_t rows = lora_test::rows_of(spec, lora_test::base_of(layout, spec));
+    const auto up = read_floats(factors, spec.up);
+    const auto down = read_floats(factors, spec.down);
+    const float scale = 0.75f;  // alpha = rank: a scale of the multiplier
+    std::vector<float>& w = want[spec.base_tensor];
+    for (std::uint64_t o = 0; o < rows; ++o) {
+      for (std::uint64_t c = 0; c < cols; ++c) {
+        float sum = 0;
+        for (std::uint64_t r = 0; r < spec.rank; ++r) {
+          sum += up[o * spec.rank + r] * down[r * cols + c];
+        }
+        w[(spec.row_begin + o) * cols + c] += scale * sum;
+      }
+    }
+  }
+  for (const auto& [name, values] : want) {
+    const auto got = read_floats(merged, name);
+    ASSERT_EQ(got.size(), values.size()) << name;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      const float ulp = std::nextafter(std::fabs(values[i]), INFINITY) - std::fabs(values[i]);
+      ASSERT_LE(std::fabs(got[i] - values[i]), ulp) << name << " element " << i;
+    }
+  }
 }
 
 TEST(LoraLayouts, SliceThatDoesNotFitNamesTheRows) {
