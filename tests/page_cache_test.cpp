@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -214,6 +215,22 @@ TEST(PageCacheTest, TwoLoadsOfOneFileShareOneReadOnlyMapping) {
   const auto writable = request_all(model, true);
   const LoadedModel patched = load(model, writable, options_with({}));
   EXPECT_NE(patched.tensors[0].bytes.data(), first.tensors[0].bytes.data());
+}
+
+TEST(PageCacheTest, ResidencyOfAFileEndingInsideAPageCountsOnlyTheBytesItHolds) {
+  const TempDir dir;
+  const std::string path = dir / "small.safetensors";
+  SafetensorsBuilder builder;
+  builder.add("a", "F32", {100});
+  testing::write_file(path, builder.bytes());  // a few hundred bytes: part of one page
+  const Model model = open_model(path);
+  const auto requests = request_all(model);
+  const LoadedModel loaded = load(model, requests, options_with({}));
+  volatile std::byte touched = loaded.tensors[0].bytes[0];  // now in the page cache
+  static_cast<void>(touched);
+  const Residency residency = page_cache_residency(model);
+  EXPECT_EQ(residency.resident_bytes, residency.tensor_bytes);
+  EXPECT_LE(residency.tensor_bytes, std::filesystem::file_size(path));
 }
 
 TEST(PageCacheTest, ResidencyFollowsPopulateAndEviction) {

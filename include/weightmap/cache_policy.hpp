@@ -51,7 +51,9 @@ struct CachePolicy {
 // tensor ranges, through a read-only mapping that is not populated).
 struct FileResidency {
   std::string path;
-  std::uint64_t tensor_bytes = 0;    // bytes covered by the file's tensors, in whole pages
+  // Bytes of the pages the file's tensors lie on (whole pages, but for the file's last page,
+  // of which only the bytes the file holds count).
+  std::uint64_t tensor_bytes = 0;
   std::uint64_t resident_bytes = 0;  // of those, bytes in the page cache
 };
 

@@ -1,4 +1,7 @@
+#include <algorithm>
+
 #include "io/mapping_registry.hpp"
+#include "io/page_cache.hpp"
 #include "load/file_leases.hpp"
 #include "weightmap/cache_policy.hpp"
 #include "weightmap/model.hpp"
@@ -19,9 +22,16 @@ Residency page_cache_residency(const Model& model) {
     if (!merged.empty()) {
       // An unpopulated read-only mapping: mincore reports the page cache without filling it.
       const auto mapping = io::map_model_file(file.path, file.identity, Access::read_only);
+      const std::uint64_t page = io::page_size();
       for (const auto& range : merged) {
+        // Ranges are whole pages but for the file's last, which the file ends inside: count
+        // only the bytes of it the file holds, in resident_bytes as in tensor_bytes.
         entry.tensor_bytes += range.bytes;
-        entry.resident_bytes += mapping->resident_bytes(range.offset, range.bytes);
+        const auto bytes = mapping->span(range.offset, range.bytes);
+        const auto pages = io::resident_pages(bytes.data(), bytes.size(), file.path);
+        for (std::size_t p = 0; p < pages.size(); ++p) {
+          if (pages[p]) entry.resident_bytes += std::min(page, range.bytes - p * page);
+        }
       }
     }
     out.tensor_bytes += entry.tensor_bytes;
