@@ -255,7 +255,8 @@ TEST(CliSample, UnwritableOutputExitsWith1) {
   const std::string path = dir / "no/such/dir.safetensors";
   const Result result = cli({"sample", "--size", "1M", "--tensors", "10", path.c_str()});
   EXPECT_EQ(result.code, kExitError);
-  EXPECT_EQ(result.err, "weightmap: " + path + ": cannot create: No such file or directory\n");
+  EXPECT_EQ(result.err, "weightmap: " + path +
+                            ": cannot create a file in its folder: No such file or directory\n");
 }
 
 TEST(CliSample, ParsesSizesWithBinarySuffixes) {

@@ -1,7 +1,9 @@
 // `weightmap lora inspect` and `weightmap lora merge`.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -10,8 +12,10 @@
 
 #include "lora_fixtures.hpp"
 #include "support/cli_run.hpp"
+#include "support/file_bytes.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "support/temp_dir.hpp"
+#include "weightmap/error.hpp"
 #include "weightmap/lora.hpp"
 #include "weightmap/lora_command.hpp"
 #include "weightmap/quantized_codec.hpp"
@@ -19,6 +23,7 @@
 namespace weightmap {
 namespace {
 
+namespace fs = std::filesystem;
 using lora_test::FloatTensor;
 using lora_test::random_tensor;
 using lora_test::write_tensors;
@@ -171,6 +176,66 @@ TEST(LoraCli, LoraArgumentsTakeAnOptionalMultiplier) {
             (std::pair<std::string, float>{"a.safetensors", 1.0f}));
   EXPECT_EQ(cli::parse_lora_argument("dir:x/a.safetensors"),
             (std::pair<std::string, float>{"dir:x/a.safetensors", 1.0f}));
+}
+
+// `lora merge -o BASE` used to empty the base model: every input, under any name, is refused
+// before anything is written, and the inputs keep every byte.
+TEST(LoraCli, MergeRefusesAnOutputThatIsAnInputUnderAnyName) {
+  Files f;
+  const std::string base = f.dir / "base.safetensors";
+  const std::string lora = f.dir / "lora.safetensors";
+  const std::string base_before = testing::file_bytes(base);
+  const std::string lora_before = testing::file_bytes(lora);
+  fs::create_hard_link(base, f.dir / "base-hard.safetensors");
+  fs::create_symlink(lora, f.dir / "lora-link.safetensors");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {base, base},
+      {lora, lora},
+      {f.dir / "base-hard.safetensors", base},
+      {f.dir / "lora-link.safetensors", lora},
+      {(f.dir.path() / "." / "base.safetensors").string(), base}};
+  for (const auto& [out, input] : cases) {
+    const auto result = run_cli_captured({"lora", "merge", base, lora, "-o", out});
+    EXPECT_EQ(result.code, 2) << out;
+    EXPECT_EQ(result.out, "");
+    // After the warning about the module that matches nothing.
+    EXPECT_TRUE(result.err.ends_with(
+        fmt::format("\nweightmap lora merge: {}: the output is the input file {} itself; "
+                    "weightmap never writes over an input, so write to another path\n",
+                    out, input)))
+        << result.err;
+  }
+  EXPECT_EQ(testing::file_bytes(base), base_before);
+  EXPECT_EQ(testing::file_bytes(lora), lora_before);
+}
+
+TEST(LoraMerge, RefusesAnOutputThatIsAnInputWithAnInvalidArgumentError) {
+  Files f;
+  const std::string base_path = f.dir / "base.safetensors";
+  const std::string lora_path = f.dir / "lora.safetensors";
+  const std::string base_before = testing::file_bytes(base_path);
+  const std::string lora_before = testing::file_bytes(lora_path);
+  const Model base = open_model(base_path);
+  auto lora = std::make_shared<const LoraFile>(read_lora(lora_path));
+  const LoraUse use{lora, match_lora(*lora, base, sd_lora_name_rules()), 1.0f};
+  fs::create_symlink(base_path, f.dir / "base-link.safetensors");
+  fs::create_hard_link(lora_path, f.dir / "lora-hard.safetensors");
+  for (const std::string& out :
+       {base_path, lora_path, f.dir / "base-link.safetensors", f.dir / "lora-hard.safetensors"}) {
+    try {
+      write_merged_model(base, std::span(&use, 1), out);
+      ADD_FAILURE() << out << " was written";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+      EXPECT_EQ(e.file(), out);
+      EXPECT_TRUE(e.message().starts_with("the output is the input file ")) << e.what();
+    }
+  }
+  EXPECT_EQ(testing::file_bytes(base_path), base_before);
+  EXPECT_EQ(testing::file_bytes(lora_path), lora_before);
+  // Another name is fine.
+  write_merged_model(base, std::span(&use, 1), f.dir / "merged.safetensors");
+  EXPECT_EQ(open_model(f.dir / "merged.safetensors").tensors().size(), 2u);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "support/cli_run.hpp"
+#include "support/file_bytes.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "support/temp_dir.hpp"
 #include "weightmap/model.hpp"
@@ -96,16 +97,22 @@ TEST(RealignCli, AlignmentThatIsNotAPowerOfTwoIsAUsageError) {
   EXPECT_FALSE(fs::exists(dir / "out.safetensors"));
 }
 
-TEST(RealignCli, OutputSameAsInputFailsWithExitCode1) {
+TEST(RealignCli, OutputSameAsInputIsAUsageErrorUnderAnyName) {
   TempDir dir;
   const std::string in = write_fixture(dir);
-  const auto result = run_cli_captured({"realign", in, "-o", in});
-  EXPECT_EQ(result.code, 1);
-  EXPECT_EQ(result.out, "");
-  EXPECT_EQ(result.err,
-            fmt::format("weightmap: {}: the output is the input file {} itself; realign never "
-                        "rewrites a file in place, so write to another path\n",
-                        in, in));
+  const std::string before = testing::file_bytes(in);
+  fs::create_hard_link(in, dir / "hard.safetensors");
+  fs::create_symlink(in, dir / "link.safetensors");
+  for (const std::string& out : {in, dir / "hard.safetensors", dir / "link.safetensors"}) {
+    const auto result = run_cli_captured({"realign", in, "-o", out});
+    EXPECT_EQ(result.code, 2);
+    EXPECT_EQ(result.out, "");
+    EXPECT_EQ(result.err,
+              fmt::format("weightmap realign: {}: the output is the input file {} itself; "
+                          "weightmap never writes over an input, so write to another path\n",
+                          out, in));
+  }
+  EXPECT_EQ(testing::file_bytes(in), before);
 }
 
 TEST(RealignCli, MissingInputFailsWithExitCode1) {

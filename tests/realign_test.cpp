@@ -454,8 +454,8 @@ TEST(RealignErrors, OutputThatIsTheInputFileIsRefusedUnderAnyName) {
   for (const std::string& out : {in, dir / "link.safetensors", dir / "hard.safetensors",
                                  (dir.path() / "." / "in.safetensors").string()}) {
     EXPECT_EQ(realign_error(in, out),
-              fmt::format("{}: the output is the input file {} itself; realign never rewrites a "
-                          "file in place, so write to another path",
+              fmt::format("{}: the output is the input file {} itself; weightmap never writes "
+                          "over an input, so write to another path",
                           out, in));
   }
   EXPECT_EQ(fs::file_size(in), before);

@@ -252,7 +252,7 @@ TEST(WriterSafetensors, UnwritablePathIsAnIoError) {
   TempDir dir;
   const std::string path = dir / "missing/x.safetensors";
   EXPECT_EQ(error_text([&] { write_safetensors(path, {}, fill_pattern); }),
-            path + ": cannot create: No such file or directory");
+            path + ": cannot create a file in its folder: No such file or directory");
 }
 
 // --- GGUF ---

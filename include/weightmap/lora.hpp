@@ -303,8 +303,10 @@ struct LoraMergeOptions {
 // safetensors header). Everything is checked before the first byte is written: Error(
 // not_found) for a target the base does not have, Error(invalid_argument) for one whose rows
 // are out of range or do not fit its module's factors or the base's shape, Error(unsupported)
-// for a quantized target without a codec (as LoraPatcher::apply). Then what the writer
-// throws.
+// for a quantized target without a codec (as LoraPatcher::apply), and Error(invalid_argument)
+// naming `path` when it is a file of the base or a LoRA file under any name (a hard link, a
+// symlink). Then what the writer throws. `path` is replaced as write_safetensors does (a
+// temporary file renamed into place when complete).
 WrittenFile write_merged_model(const Model& base, std::span<const LoraUse> uses,
                                const std::string& path, const LoraMergeOptions& options = {});
 

@@ -27,7 +27,7 @@ struct TensorToWrite {
 // Fills `out` with bytes [offset, offset + out.size()) of tensor `tensor_index`. The writer
 // asks for every tensor in order, each from offset 0 to its end, in pieces no larger than
 // the chunk size; `out` points into the writer's buffer and is valid during the call only.
-// It may throw; the writer then removes the partial file and lets the exception through.
+// It may throw; the writer then removes its temporary file and lets the exception through.
 using TensorBytesSource =
     std::function<void(std::size_t tensor_index, std::uint64_t offset, std::span<std::byte> out)>;
 
@@ -62,11 +62,16 @@ struct WrittenFile {
   std::vector<std::uint64_t> tensor_offsets;  // absolute offset of each tensor, input order
 };
 
-// Write `path` (created or truncated). Before anything is written the inputs are validated:
-// names non-empty, valid UTF-8 and unique; dtypes the format can hold; shapes a whole number
-// of blocks (for GGUF, of every row) without overflow. Throws weightmap::Error
-// (invalid_argument for bad inputs, io for the file system) naming the path and tensor; a
-// partial file is removed.
+// Write `path`. Before anything is written the inputs are validated: names non-empty, valid
+// UTF-8 and unique; dtypes the format can hold; shapes a whole number of blocks (for GGUF, of
+// every row) without overflow. The bytes go to a temporary file beside `path`
+// (`.NAME.partial-PID-XXXXXXXX`), flushed to disk and renamed over `path` only when complete:
+// an existing file at `path` is untouched until then and survives any failure. SIGINT and
+// SIGTERM during the write remove the temporary file (the first write installs a handler
+// for them that chains to the previous one; not when the signal is ignored), and a later
+// write of the same path removes temporaries of processes that are gone. `path` must be new
+// or a regular file (a symlink there is replaced, not followed). Throws weightmap::Error
+// (invalid_argument for bad inputs, io for the file system) naming the path and tensor.
 WrittenFile write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                               const TensorBytesSource& source,
                               const SafetensorsWriteOptions& options = {});

@@ -8,8 +8,9 @@
 #include <limits>
 #include <unordered_set>
 
+#include "format/buffered_writer.hpp"
 #include "format/tensor_layout.hpp"
-#include "io/file_writer.hpp"
+#include "format/writers.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/writer.hpp"
 
@@ -191,8 +192,10 @@ std::uint64_t padding_to(std::uint64_t offset, std::uint64_t alignment) {
 
 }  // namespace
 
-WrittenFile write_gguf(const std::string& path, const std::vector<TensorToWrite>& tensors,
-                       const TensorBytesSource& source, const GgufWriteOptions& options) {
+WrittenFile format::write_gguf_to(ByteSink& sink, const std::string& path,
+                                  const std::vector<TensorToWrite>& tensors,
+                                  const TensorBytesSource& source,
+                                  const GgufWriteOptions& options) {
   check_keys(path, options);
   const AlignmentChoice choice = choose_alignment(path, options);
   const std::uint64_t alignment = choice.alignment;
@@ -235,7 +238,7 @@ WrittenFile write_gguf(const std::string& path, const std::vector<TensorToWrite>
   WrittenFile written;
   written.data_offset = header.size();
   written.tensor_offsets.reserve(tensors.size());
-  io::FileWriter file(path, options.chunk_bytes);
+  format::BufferedWriter file(sink, path, options.chunk_bytes);
   file.append(std::as_bytes(std::span(header)));
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     written.tensor_offsets.push_back(written.data_offset + relative[i]);

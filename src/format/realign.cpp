@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "format/tensor_layout.hpp"
+#include "format/writers.hpp"
 #include "io/file_reader.hpp"
 #include "io/replacing_output.hpp"
 #include "weightmap/error.hpp"
@@ -118,18 +119,6 @@ const ModelFile& single_file(const Model& model, const std::string& input) {
   return file;
 }
 
-void refuse_same_file(const ModelFile& input, const std::string& output) {
-  const std::optional<FileIdentity> existing = io::identity_at(output);
-  if (existing && existing->device == input.identity.device &&
-      existing->inode == input.identity.inode) {
-    throw Error(ErrorCode::invalid_argument,
-                fmt::format("the output is the input file {} itself; realign never rewrites a "
-                            "file in place, so write to another path",
-                            input.path),
-                {output});
-  }
-}
-
 }  // namespace
 
 RealignResult realign(const std::string& input, const std::string& output,
@@ -137,7 +126,8 @@ RealignResult realign(const std::string& input, const std::string& output,
   format::check_alignment({}, "the alignment", options.alignment, kMinRealignment, kMaxRealignment);
   const Model model = open_model(input);
   const ModelFile& file = single_file(model, input);
-  refuse_same_file(file, output);
+  // Refuses an output that is the input under any name, before anything is written.
+  io::ReplacingOutput target(output, model.files());
 
   const io::FileReader reader(input);
   if (reader.identity() != file.identity) {
@@ -154,18 +144,17 @@ RealignResult realign(const std::string& input, const std::string& output,
     }
   };
 
-  io::ReplacingOutput target(output);
   WrittenFile written;
   if (safetensors) {
-    written = write_safetensors(target.temp_path(), plan.tensors, source,
-                                {.metadata = safetensors_metadata(model),
-                                 .data_alignment = options.alignment,
-                                 .chunk_bytes = options.chunk_bytes});
+    written = format::write_safetensors_to(target, output, plan.tensors, source,
+                                           {.metadata = safetensors_metadata(model),
+                                            .data_alignment = options.alignment,
+                                            .chunk_bytes = options.chunk_bytes});
   } else {
-    written = write_gguf(target.temp_path(), plan.tensors, source,
-                         {.metadata = gguf_metadata(model, options.alignment),
-                          .alignment = options.alignment,
-                          .chunk_bytes = options.chunk_bytes});
+    written = format::write_gguf_to(target, output, plan.tensors, source,
+                                    {.metadata = gguf_metadata(model, options.alignment),
+                                     .alignment = options.alignment,
+                                     .chunk_bytes = options.chunk_bytes});
   }
   target.commit();
 

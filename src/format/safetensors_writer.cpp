@@ -7,8 +7,9 @@
 #include <array>
 #include <unordered_set>
 
+#include "format/buffered_writer.hpp"
 #include "format/tensor_layout.hpp"
-#include "io/file_writer.hpp"
+#include "format/writers.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/writer.hpp"
 
@@ -92,9 +93,10 @@ std::string header_json(const std::vector<TensorToWrite>& tensors,
 
 }  // namespace
 
-WrittenFile write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
-                              const TensorBytesSource& source,
-                              const SafetensorsWriteOptions& options) {
+WrittenFile format::write_safetensors_to(ByteSink& sink, const std::string& path,
+                                         const std::vector<TensorToWrite>& tensors,
+                                         const TensorBytesSource& source,
+                                         const SafetensorsWriteOptions& options) {
   format::check_alignment(path, "the safetensors data alignment", options.data_alignment, 8,
                           kMaxDataAlignment);
   const std::vector<std::uint64_t> bytes = format::validated_tensor_bytes(
@@ -121,7 +123,7 @@ WrittenFile write_safetensors(const std::string& path, const std::vector<TensorT
   WrittenFile written;
   written.data_offset = kLengthBytes + json.size();
   written.tensor_offsets.reserve(tensors.size());
-  io::FileWriter file(path, options.chunk_bytes);
+  format::BufferedWriter file(sink, path, options.chunk_bytes);
   std::array<std::byte, kLengthBytes> length{};
   for (std::size_t i = 0; i < kLengthBytes; ++i) {
     length[i] = static_cast<std::byte>(json.size() >> (8 * i));

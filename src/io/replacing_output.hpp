@@ -1,40 +1,63 @@
-// An output file that appears under its name only when complete: it is written under a
-// unique temporary name in the same folder (so the final rename stays on one filesystem and
-// is atomic) and renamed over the final path by commit().
+// The one way weightmap writes an output file: under a temporary name beside the final one
+// (so the rename stays on one filesystem and is atomic), flushed to disk, and renamed over
+// the final path only by commit(). Until then an existing output is untouched; a failed
+// write, an exception or SIGINT/SIGTERM (see live_temp_files.hpp) removes the temporary
+// file, and a later run removes the ones a killed process left behind.
+//
+// The temporary file is `.NAME.partial-PID-XXXXXXXX` in the output's folder, created by the
+// first write(), and locked (flock) while this object owns it. Creating one first removes
+// every `.NAME.partial-*` of the same output whose process is gone and whose lock is free.
 #pragma once
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 
+#include "format/byte_sink.hpp"
+#include "io/identity_at.hpp"
 #include "weightmap/file_identity.hpp"
+#include "weightmap/model.hpp"
 
 namespace weightmap::io {
 
-class ReplacingOutput {
+class ReplacingOutput final : public format::ByteSink {
  public:
-  // Creates an empty temporary file beside `final_path` (mode 0644 less the umask, as a
-  // plain create would). Throws Error(io) naming `final_path` when the folder refuses it.
-  explicit ReplacingOutput(std::string final_path);
+  // Throws Error(invalid_argument) when `final_path` names one of `inputs` (the same device
+  // and inode, through symlinks and hard links) and Error(io) when it names something that is
+  // not a regular file (a folder, a device). Nothing is created here.
+  explicit ReplacingOutput(std::string final_path, std::span<const ModelFile> inputs = {});
   // Removes the temporary file unless commit() succeeded.
-  ~ReplacingOutput();
+  ~ReplacingOutput() override;
   ReplacingOutput(const ReplacingOutput&) = delete;
   ReplacingOutput& operator=(const ReplacingOutput&) = delete;
 
-  const std::string& temp_path() const noexcept { return temp_path_; }
   const std::string& final_path() const noexcept { return final_path_; }
+  // Empty until the first write().
+  const std::string& temp_path() const noexcept { return temp_path_; }
 
-  // Flushes the temporary file to disk and renames it to the final path. Throws Error(io).
+  // Appends to the temporary file (created on the first call). Throws Error(io) naming the
+  // final path and the offset.
+  void write(std::span<const std::byte> bytes) override;
+
+  // Flushes the temporary file to disk, closes it and renames it to the final path (an empty
+  // file when nothing was written). Throws Error(io).
   void commit();
 
  private:
+  void create();
+
   std::string final_path_;
   std::string temp_path_;
+  int fd_ = -1;
+  int signal_slot_ = -1;
+  std::uint64_t written_ = 0;
   bool committed_ = false;
 };
 
-// The identity of the file at `path` (following symlinks), or nullopt when nothing is there.
-// Throws Error(io) when `path` exists but cannot be examined.
-std::optional<FileIdentity> identity_at(const std::string& path);
+// Throws Error(invalid_argument) "the output is the input file X itself; ..." naming
+// `output` when it is the same file as one of `inputs` (device and inode, following
+// symlinks). Nothing at `output` is fine.
+void refuse_output_over_inputs(const std::string& output, std::span<const ModelFile> inputs);
 
 }  // namespace weightmap::io

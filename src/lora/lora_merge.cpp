@@ -10,7 +10,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "format/writers.hpp"
 #include "io/file_reader.hpp"
+#include "io/replacing_output.hpp"
 #include "lora/lora_factors.hpp"
 #include "lora/patch_kernel.hpp"
 #include "weightmap/error.hpp"
@@ -139,6 +141,14 @@ class MergedBytes {
 
 WrittenFile write_merged_model(const Model& base, std::span<const LoraUse> uses,
                                const std::string& path, const LoraMergeOptions& options) {
+  // Every file read is an input the output must not be (under any name), checked before
+  // anything is written.
+  std::vector<ModelFile> inputs(base.files().begin(), base.files().end());
+  for (const LoraUse& use : uses) {
+    if (use.lora)
+      inputs.insert(inputs.end(), use.lora->model.files().begin(), use.lora->model.files().end());
+  }
+  io::ReplacingOutput output(path, inputs);
   MergedBytes bytes(base, uses, options.quantized.get());
   std::vector<TensorToWrite> tensors;
   tensors.reserve(base.tensors().size());
@@ -157,7 +167,9 @@ WrittenFile write_merged_model(const Model& base, std::span<const LoraUse> uses,
     for (const MetadataEntry& entry : base.metadata()) {
       if (keys.insert(entry.key).second) write.metadata.emplace_back(entry.key, entry.value);
     }
-    return write_gguf(path, tensors, source, write);
+    const WrittenFile written = format::write_gguf_to(output, path, tensors, source, write);
+    output.commit();
+    return written;
   }
   if (options.format != FileFormat::safetensors) {
     throw Error(ErrorCode::invalid_argument, "a merged model is written as safetensors or GGUF",
@@ -171,7 +183,9 @@ WrittenFile write_merged_model(const Model& base, std::span<const LoraUse> uses,
       write.metadata.emplace_back(entry.key, *text);
     }
   }
-  return write_safetensors(path, tensors, source, write);
+  const WrittenFile written = format::write_safetensors_to(output, path, tensors, source, write);
+  output.commit();
+  return written;
 }
 
 }  // namespace weightmap

@@ -8,7 +8,9 @@
 #include <cmath>
 #include <memory>
 #include <ostream>
+#include <vector>
 
+#include "io/replacing_output.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/human_bytes.hpp"
 #include "weightmap/lora.hpp"
@@ -229,6 +231,18 @@ int run_lora_merge(const LoraMergeCommandOptions& options, std::ostream& out, st
       }
       patches += match.targets.size();
       uses.push_back({std::move(lora), std::move(match), multiplier});
+    }
+    // An output that is an input under any name is a usage error (exit 2), refused before
+    // anything is written; write_merged_model checks it again.
+    std::vector<ModelFile> inputs(base.files().begin(), base.files().end());
+    for (const LoraUse& use : uses) {
+      inputs.insert(inputs.end(), use.lora->model.files().begin(), use.lora->model.files().end());
+    }
+    try {
+      io::refuse_output_over_inputs(options.output, inputs);
+    } catch (const Error& e) {
+      err << "weightmap lora merge: " << e.what() << '\n';
+      return kExitUsage;
     }
     weightmap::LoraMergeOptions merge;
     merge.format = options.output.ends_with(".gguf") ? FileFormat::gguf : FileFormat::safetensors;

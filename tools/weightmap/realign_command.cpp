@@ -4,8 +4,11 @@
 
 #include <CLI/CLI.hpp>
 #include <memory>
+#include <optional>
 #include <ostream>
+#include <span>
 
+#include "io/replacing_output.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/human_bytes.hpp"
 #include "weightmap/power_of_two_option.hpp"
@@ -53,6 +56,23 @@ void write_result(const RealignCommandOptions& options, const RealignResult& res
 }  // namespace
 
 int run_realign(const RealignCommandOptions& options, std::ostream& out, std::ostream& err) {
+  // An output that is the input under another name is a usage error (exit 2); realign checks
+  // it again on the file it opened.
+  try {
+    std::optional<FileIdentity> input;
+    try {
+      input = io::identity_at(options.input);
+    } catch (const Error&) {
+      // not a plain file: realign says what it is
+    }
+    if (input) {
+      const ModelFile file{.path = options.input, .identity = *input};
+      io::refuse_output_over_inputs(options.output, std::span(&file, 1));
+    }
+  } catch (const Error& e) {
+    err << "weightmap realign: " << e.what() << '\n';
+    return kExitUsage;
+  }
   try {
     const RealignResult result = realign(options.input, options.output, options.realign);
     write_result(options, result, out);
