@@ -3,6 +3,7 @@
 // multipliers, and the errors. Every result is compared bit for bit with the reference merge
 // of lora_fixtures.hpp, computed in a plain loop.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -205,6 +206,40 @@ TEST(LoraApply, ABaseFileTruncatedWhileMappedIsAnErrorNamingTheTensorNotSigbus) 
     EXPECT_NE(what.find("base.safetensors"), std::string::npos) << what;
     EXPECT_NE(what.find("after it was mapped"), std::string::npos) << what;  // the fault guard
   }
+}
+
+// Undo drops copy-on-write pages: on a base file cut short meanwhile, the engine's next read of
+// them would die of SIGBUS. Undo checks the file first and leaves the patched pages in place.
+TEST(LoraApply, UndoOnATruncatedBaseFileIsAnErrorNamingItAndKeepsThePatch) {
+  Fixture f;
+  LoadedModel loaded = f.load_model(true);
+  LoraPatcher patcher(f.base, loaded);
+  const LoraId id = patcher.apply(f.use(f.a, 1.0f));
+  const auto patched = f.expected({{&f.a_modules, 1.0f}}, DType::F16);
+  const std::string path = f.dir / "base.safetensors";
+  const std::uint64_t size = std::filesystem::file_size(path);
+  // Cut after blk.0's last page. Linux removes every page of the mapping past the new end at
+  // the truncation, private copies included, so only pages before the cut can be kept.
+  const TensorInfo& first = *f.base.find(f.tensor(0).name);
+  const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  const std::uint64_t cut = (first.offset + first.nbytes + page - 1) / page * page;
+  ASSERT_LT(cut, size);
+  std::filesystem::resize_file(path, cut);
+  try {
+    patcher.undo(id);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::io);
+    EXPECT_EQ(std::string(e.what()),
+              fmt::format("{}: the file changed since the model was opened (its size went from "
+                          "{} to {} bytes); undo would read it again, so the LoRA stays applied",
+                          path, size, cut));
+  }
+  EXPECT_EQ(patcher.applied(), std::vector<LoraId>{id});
+  // The patched tensor before the cut still reads and still holds base + LoRA: its private
+  // pages were not dropped to the (changed) file.
+  const TensorStorage& storage = *loaded.find(f.tensor(0).name);
+  EXPECT_EQ(lora_test::as_floats(storage.dtype, storage.bytes), patched[0]);
 }
 
 TEST(LoraApply, UndoingEverythingRestoresEveryByteOfTheFile) {

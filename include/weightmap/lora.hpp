@@ -249,7 +249,12 @@ class LoraPatcher {
   // Takes the given applications out: mapped tensors drop their private pages (the file's
   // bytes come back without a read) and get the LoRAs that stay re-applied, as do the parts
   // of neighbouring tensors that shared those pages; loaded tensors are read from the file
-  // again. Error(not_found) for an id that is not applied (nothing changes then).
+  // again. Error(not_found) for an id that is not applied (nothing changes then). Each base
+  // file the applications touched is checked first against the identity it had when opened
+  // (device, inode, size, mtime): a file that was truncated, rewritten or replaced since is
+  // Error(io) naming it, and nothing is undone, so patched pages stay rather than dropping
+  // to a file that would give other weights or SIGBUS. (When apply fails on such a file, its
+  // rollback is refused the same way and the application stays listed in applied().)
   void undo(std::span<const LoraId> ids);
   void undo(LoraId id) { undo(std::span<const LoraId>(&id, 1)); }
   void undo_all();

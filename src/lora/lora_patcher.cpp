@@ -11,10 +11,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "io/file_reader.hpp"
+#include "io/identity_at.hpp"
 #include "lora/lora_factors.hpp"
 #include "lora/parallel_jobs.hpp"
 #include "lora/patch_kernel.hpp"
@@ -246,6 +249,46 @@ struct LoraPatcher::State {
     }
   }
 
+  // Undo drops copy-on-write pages, so the next read sees the file, and reads loaded tensors
+  // from the file again: a base file that changed since it was opened would give other
+  // weights, and one that shrank a SIGBUS in the engine's next read. Checked before anything
+  // is undone; on a change the patched pages stay as they are.
+  void check_files_unchanged(const std::vector<std::string>& affected) const {
+    std::set<std::uint32_t> files;
+    for (const std::string& name : affected) {
+      if (const TensorInfo* info = base.find(name)) files.insert(info->file);
+    }
+    for (const std::uint32_t index : files) {
+      const ModelFile& file = base.files()[index];
+      const std::string change = change_since_opened(file);
+      if (change.empty()) continue;
+      throw Error(ErrorCode::io,
+                  fmt::format("the file changed since the model was opened ({}); undo would "
+                              "read it again, so the LoRA stays applied",
+                              change),
+                  {file.path});
+    }
+  }
+
+  // How the file at `file.path` differs from the one opened, or "" when it does not.
+  static std::string change_since_opened(const ModelFile& file) {
+    std::optional<FileIdentity> now;
+    try {
+      now = io::identity_at(file.path);
+    } catch (const Error& e) {
+      return e.message();
+    }
+    if (!now) return "it was removed";
+    if (now->device != file.identity.device || now->inode != file.identity.inode) {
+      return "another file was put in its place";
+    }
+    if (now->size != file.identity.size) {
+      return fmt::format("its size went from {} to {} bytes", file.identity.size, now->size);
+    }
+    if (now->mtime_ns != file.identity.mtime_ns) return "it was written to";
+    return "";
+  }
+
   void undo_ids(std::span<const LoraId> ids) {
     std::unordered_set<LoraId> removing(ids.begin(), ids.end());
     for (const LoraId id : removing) {
@@ -265,6 +308,7 @@ struct LoraPatcher::State {
         if (affected_set.insert(target.base_tensor).second) affected.push_back(target.base_tensor);
       }
     }
+    check_files_unchanged(affected);
     // Keep the removed entries alive until the repairs are done (their names are referenced).
     std::vector<std::unique_ptr<Applied>> removed;
     for (auto& entry : applied) {
