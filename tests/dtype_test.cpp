@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <set>
 
 #include "weightmap/error.hpp"
@@ -42,6 +43,25 @@ TEST(DType, KnownBlockSizes) {
   EXPECT_EQ(dtype_info(DType::IQ4_XS).block_bytes, 136u);
   EXPECT_EQ(dtype_info(DType::TQ1_0).block_bytes, 54u);
   EXPECT_EQ(dtype_info(DType::MXFP4).block_bytes, 17u);
+}
+
+TEST(DType, NaturalAlignmentIsAPowerOfTwoDividingTheBlock) {
+  for (const auto& info : all_dtypes()) {
+    EXPECT_EQ(std::popcount(info.alignment), 1) << info.name;
+    EXPECT_EQ(info.block_bytes % info.alignment, 0u) << info.name;
+  }
+  // The alignment of ggml's block structs: a ggml_half scale, a ggml_half2 pair, a float.
+  EXPECT_EQ(dtype_info(DType::F32).alignment, 4u);
+  EXPECT_EQ(dtype_info(DType::F16).alignment, 2u);
+  EXPECT_EQ(dtype_info(DType::BF16).alignment, 2u);
+  EXPECT_EQ(dtype_info(DType::I64).alignment, 8u);
+  EXPECT_EQ(dtype_info(DType::Q4_0).alignment, 2u);
+  EXPECT_EQ(dtype_info(DType::Q8_0).alignment, 2u);
+  EXPECT_EQ(dtype_info(DType::Q4_1).alignment, 4u);
+  EXPECT_EQ(dtype_info(DType::Q4_K).alignment, 4u);
+  EXPECT_EQ(dtype_info(DType::Q6_K).alignment, 2u);
+  EXPECT_EQ(dtype_info(DType::Q8_K).alignment, 4u);
+  EXPECT_EQ(dtype_info(DType::MXFP4).alignment, 1u);
 }
 
 TEST(DType, SafetensorsNames) {

@@ -68,6 +68,11 @@ struct DTypeInfo {
   std::uint32_t block_bytes;          // bytes per block
   std::string_view safetensors_name;  // "F32", "BF16", ...; empty where safetensors has none
   bool in_ggml;                       // a ggml_type with this id exists
+  // Natural alignment in bytes: the alignment of the C type of one element, or of ggml's block
+  // struct (its largest member: 2 for a ggml_half scale, 4 where two halves form a ggml_half2,
+  // 4 for q8_K's float). A tensor at a multiple of it has every element or block aligned, which
+  // is all ggml's CPU kernels need (tests/ggml/cpu_weight_alignment_test.cpp).
+  std::uint32_t alignment;
 };
 
 // Every known type, in id order.
