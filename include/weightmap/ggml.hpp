@@ -47,6 +47,11 @@ struct TensorDevice {
   // buffer type other than the device's default (a repacking CPU type, say) is always
   // allocated and filled through ggml_backend_tensor_set, never mapped.
   ggml_backend_buffer_type_t buffer_type = nullptr;
+  // Alignment of mapped tensor data this device needs; 0: each tensor's natural alignment
+  // (its type's, DTypeInfo::alignment) where the CPU backend's kernels read the tensor (the
+  // CPU device, and devices whose buffer type is the CPU's), the buffer type's alignment
+  // (ggml_backend_buft_get_alignment) on other devices. See docs/ggml.md#alignment.
+  std::size_t alignment = 0;
 };
 
 // Called once per tensor, with its name in the files.
@@ -128,9 +133,9 @@ class Binding {
 // no data yet (no_alloc contexts), is contiguous, and device_of gives a device. The plan
 // (mapped or loaded, and why) is the core's (weightmap::plan), with each tensor's type, its
 // shape and its device's caps (reads host memory: CPU devices and devices that wrap host
-// pointers; alignment: the buffer type's). Types the core cannot convert into are quantized
-// with ggml (an f16 file tensor into a q8_0 engine tensor). Logs the core's INFO line and a
-// devices line through options.load.log.
+// pointers; alignment: see TensorDevice::alignment). Types the core cannot convert into are
+// quantized with ggml (an f16 file tensor into a q8_0 engine tensor). Logs the core's INFO line and
+// a devices line through options.load.log.
 //
 // Throws weightmap::Error naming the tensor: everything plan() and load() throw;
 // Error(invalid_argument) for bad inputs; Error(unsupported) for a conversion neither the core

@@ -26,8 +26,18 @@ namespace weightmap {
 
 struct DeviceCaps {
   bool reads_host_memory = true;  // the device reads host pointers (CPU, unified memory)
-  std::size_t alignment = 32;     // alignment of tensor data the device needs (power of two)
+  // Alignment of tensor data the device needs: a power of two, or 0 (the default) for each
+  // tensor's natural alignment, that of its type's element or block (DTypeInfo::alignment: 4
+  // for f32, 2 for f16, bf16 and q8_0, 8 for i64). Natural alignment is what ggml's CPU
+  // kernels need of weights (tests/ggml/cpu_weight_alignment_test.cpp), and what tensors in
+  // files written by Hugging Face's safetensors writer (8-byte boundaries) have, so such files
+  // map. A device that needs more asks for it here; any nonzero value is used as given.
+  std::size_t alignment = 0;
 };
+
+// The alignment a tensor of `dtype` gets on `device`: device.alignment, or the type's natural
+// alignment when that is 0.
+std::size_t required_alignment(const DeviceCaps& device, DType dtype);
 
 // Takes a Loaded tensor's bytes piece by piece instead of a buffer (an engine uploading to a
 // device): called from a copy worker with consecutive pieces of the tensor as the caller gets

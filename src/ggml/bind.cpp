@@ -17,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -144,15 +145,15 @@ class Binder {
   // convert into but ggml can quantize into is requested as stored, read on the host.
   void describe() {
     requests_.reserve(items_.size());
-    std::map<std::pair<ggml_backend_dev_t, ggml_backend_buffer_type_t>, detail::DeviceTarget>
-        targets;
+    using Key = std::tuple<ggml_backend_dev_t, ggml_backend_buffer_type_t, std::size_t>;
+    std::map<Key, detail::DeviceTarget> targets;
     const detail::DeviceTarget* last = nullptr;  // most tensors go where the one before went
-    std::pair<ggml_backend_dev_t, ggml_backend_buffer_type_t> last_key;
+    Key last_key;
     for (auto& item : items_) {
       // Device properties can cost a system call (CPU memory) or a round trip (RPC): asked
       // once per device and buffer type.
       const TensorDevice placed = device_of_(item.name, *item.tensor);
-      const auto key = std::make_pair(placed.device, placed.buffer_type);
+      const Key key{placed.device, placed.buffer_type, placed.alignment};
       if (last == nullptr || key != last_key) {
         auto known = targets.find(key);
         if (known == targets.end()) {

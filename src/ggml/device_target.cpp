@@ -22,7 +22,19 @@ DeviceTarget device_target(const TensorDevice& where, std::string_view tensor_na
   // type) transforms or owns its memory: those tensors are always filled with tensor_set.
   const bool default_type = target.buffer_type == device_default;
   target.caps.reads_host_memory = default_type && (target.cpu || props.caps.buffer_from_host_ptr);
-  target.caps.alignment = ggml_backend_buft_get_alignment(target.buffer_type);
+  // ggml's CPU kernels read weights with unaligned vector loads and scalar reads of each
+  // element or block's own type, so a tensor at its type's natural alignment is enough
+  // (tests/ggml/cpu_weight_alignment_test.cpp); the buffer type's 32 bytes are where ggml's
+  // allocator puts tensors, not what the kernels need. Other devices' kernels are not ours to
+  // prove: they keep their buffer type's alignment.
+  const bool cpu_kernels_read = target.cpu || target.buffer_type == ggml_backend_cpu_buffer_type();
+  if (where.alignment != 0) {
+    target.caps.alignment = where.alignment;
+  } else if (cpu_kernels_read) {
+    target.caps.alignment = 0;  // natural, per tensor type
+  } else {
+    target.caps.alignment = ggml_backend_buft_get_alignment(target.buffer_type);
+  }
   return target;
 }
 

@@ -107,7 +107,7 @@ struct LoadState {
                            static_cast<std::size_t>(planned.bytes)};
       } else {
         buffers[i] = loader::allocate_aligned(static_cast<std::size_t>(planned.bytes),
-                                              std::max<std::size_t>(1, request.device.alignment),
+                                              required_alignment(request.device, planned.dtype),
                                               policy.hugepage);
         destinations[i] = {buffers[i].get(), static_cast<std::size_t>(planned.bytes)};
       }

@@ -34,8 +34,9 @@ ErrorContext where(const Model& model, const TensorInfo& tensor) {
   return {model.files()[tensor.file].path, printable(tensor.name), tensor.offset};
 }
 
-std::size_t checked_alignment(const TensorRequest& request) {
-  const std::size_t alignment = request.device.alignment == 0 ? 1 : request.device.alignment;
+// The request's alignment for a tensor stored as `stored`, checked.
+std::size_t checked_alignment(const TensorRequest& request, DType stored) {
+  const std::size_t alignment = required_alignment(request.device, stored);
   if ((alignment & (alignment - 1)) != 0) {
     throw Error(ErrorCode::invalid_argument,
                 fmt::format("device alignment {} is not a power of two", alignment),
@@ -64,7 +65,7 @@ std::optional<Reason> why_loaded(const Model& model, const TensorInfo& tensor,
   if (options.automatic && tensor.file < files.size() && files[tensor.file].risky_to_map) {
     return Reason::risky_filesystem;
   }
-  const std::size_t alignment = checked_alignment(request);
+  const std::size_t alignment = checked_alignment(request, tensor.dtype);
   if (alignment > mapping_base_alignment() || tensor.offset % alignment != 0) {
     return Reason::misaligned_for_device;
   }
@@ -76,7 +77,7 @@ std::optional<Reason> why_loaded(const Model& model, const TensorInfo& tensor,
 
 PlannedTensor decide(const Model& model, const TensorInfo& tensor, const TensorRequest& request,
                      const LoadOptions& options, std::span<const FileFacts> files) {
-  checked_alignment(request);
+  checked_alignment(request, tensor.dtype);
   if (request.destination != nullptr && request.sink) {
     throw Error(ErrorCode::invalid_argument,
                 "the request gives both a destination and a sink; it takes one or the other",
@@ -123,6 +124,10 @@ PlannedTensor decide(const Model& model, const TensorInfo& tensor, const TensorR
 }
 
 }  // namespace
+
+std::size_t required_alignment(const DeviceCaps& device, DType dtype) {
+  return device.alignment != 0 ? device.alignment : dtype_info(dtype).alignment;
+}
 
 Plan plan(const Model& model, std::span<const TensorRequest> requests, const LoadOptions& options,
           std::span<const FileFacts> files) {

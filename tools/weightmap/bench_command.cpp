@@ -186,7 +186,6 @@ int run_bench(const BenchOptions& options, std::ostream& out, std::ostream& err)
         if (!all && chosen.count(t.name) == 0) continue;
         TensorRequest r;
         r.name = t.name;
-        r.device.alignment = natural_alignment(t.dtype);
         if (dtype && t.dtype != *dtype && can_convert(t.dtype, *dtype)) r.dtype = dtype;
         if (into_bytes != nullptr) {
           const DType gets = r.dtype.value_or(t.dtype);

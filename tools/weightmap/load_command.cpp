@@ -49,7 +49,7 @@ Requests make_requests(const Model& model, const LoadCommandOptions& options, st
     TensorRequest request;
     request.name = tensor.name;
     request.writes_in_place = options.writable;
-    request.device.alignment = options.alignment.value_or(natural_alignment(tensor.dtype));
+    request.device.alignment = options.alignment.value_or(0);  // 0: the type's natural one
     request.device.reads_host_memory = !options.offload;
     if (options.dtype && *options.dtype != tensor.dtype) {
       if (can_convert(tensor.dtype, *options.dtype)) {
@@ -169,12 +169,6 @@ void write_json(const Model& model, const Measured& m, std::ostream& out) {
 }
 
 }  // namespace
-
-std::size_t natural_alignment(DType dtype) {
-  const std::size_t size = dtype_info(dtype).block_bytes;
-  if (size == 0) return 1;
-  return std::min<std::size_t>(size & (~size + 1), 8);
-}
 
 int run_load(const LoadCommandOptions& options, std::ostream& out, std::ostream& err) {
   LoadOptions load_options;
@@ -311,8 +305,8 @@ Subcommand add_load_command(CLI::App& parent) {
       command
           ->add_option("--alignment", parsed->alignment,
                        "Byte alignment the reading device needs (a power of two; tensors whose "
-                       "offset breaks it are copied). Default: each tensor's element size, as a "
-                       "CPU needs; 32 asks like a ggml backend")
+                       "offset breaks it are copied). Default: each tensor's natural alignment "
+                       "(of its element or block), as ggml's CPU kernels need")
           ->type_name("N")
           ->check(power_of_two_validator(1, 4096));
   command->add_flag("--json", parsed->options.json,

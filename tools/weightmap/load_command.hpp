@@ -26,8 +26,8 @@ struct LoadCommandOptions {
   bool writable = false;             // tensors writable in place (copy-on-write mappings)
   std::optional<std::string> flags;  // a WEIGHTMAP_MMAP_FLAGS list, merged with the variable
   unsigned threads = 2;              // loader copy workers
-  // Alignment the reading device needs; nullopt: each tensor's natural alignment (its
-  // element size), what a CPU needs to read typed values. 32 asks like a ggml backend.
+  // Alignment the reading device needs; nullopt: each tensor's natural alignment (of its
+  // element or block), what ggml's CPU kernels need. 32 asks like a ggml allocator.
   std::optional<std::size_t> alignment;
   bool json = false;          // one JSON object instead of text
   unsigned hold_seconds = 0;  // keep everything loaded this long before returning
@@ -38,10 +38,6 @@ struct LoadCommandOptions {
 // fail the command. On weightmap::Error prints "weightmap: " + what() to `err` and returns
 // kExitError.
 int run_load(const LoadCommandOptions& options, std::ostream& out, std::ostream& err);
-
-// The largest power of two dividing the element (or block) size, capped at 8: the alignment
-// a CPU needs to read the values (q8_0's 34-byte blocks hold f16 scales: 2).
-std::size_t natural_alignment(DType dtype);
 
 // Adds the `load` subcommand to `parent`.
 Subcommand add_load_command(CLI::App& parent);
