@@ -153,6 +153,34 @@ TEST(WriterSafetensors, PadsTheHeaderSoDataStartsAtTheChosenAlignment) {
   }
 }
 
+TEST(WriterSafetensors, HuggingFaceOrderStoresLargestElementsFirstThenByName) {
+  TempDir dir;
+  const std::string path = dir / "hf.safetensors";
+  const std::vector<TensorToWrite> tensors = {{"unet.b.weight", DType::F16, {3}},
+                                              {"unet.norm.bias", DType::F32, {5}},
+                                              {"position_ids", DType::I64, {1, 7}},
+                                              {"unet.a.weight", DType::F16, {4}}};
+  SafetensorsWriteOptions options;
+  options.hugging_face_order = true;
+  const WrittenFile written = write_safetensors(path, tensors, fill_pattern, options);
+  const Model model = open_model(path);
+  std::vector<std::string> stored;
+  for (const auto& t : model.tensors()) stored.push_back(t.name);
+  EXPECT_EQ(stored, (std::vector<std::string>{"position_ids", "unet.norm.bias", "unet.a.weight",
+                                              "unet.b.weight"}));
+  // The source was asked by input index, and the offsets follow the input order.
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const TensorInfo* t = model.find(tensors[i].name);
+    ASSERT_NE(t, nullptr);
+    EXPECT_EQ(t->offset, written.tensor_offsets[i]) << tensors[i].name;
+    const auto bytes = read_range(path, t->offset, t->nbytes);
+    for (std::size_t b = 0; b < bytes.size(); ++b) {
+      ASSERT_EQ(bytes[b], pattern_byte(i, b)) << tensors[i].name << " byte " << b;
+    }
+  }
+  EXPECT_EQ(written.data_offset % 8, 0u);
+}
+
 TEST(WriterSafetensors, ChunkSizeDoesNotChangeTheFile) {
   TempDir dir;
   const auto tensors = every_safetensors_dtype();

@@ -42,6 +42,11 @@ struct SafetensorsWriteOptions {
   // the tensors before it.
   std::uint32_t data_alignment = 8;
   std::size_t chunk_bytes = kDefaultWriteChunkBytes;  // size of the write buffer
+  // Store the tensors as Hugging Face's safetensors writer does: by element size, largest
+  // first, then by name (with data_alignment 8, its layout: tensors on 8-byte boundaries,
+  // rarely on 32). Off: in the order given. Either way the source is asked by the index in
+  // `tensors` and WrittenFile::tensor_offsets follow that order.
+  bool hugging_face_order = false;
 };
 
 struct GgufWriteOptions {

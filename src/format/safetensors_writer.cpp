@@ -4,7 +4,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <array>
+#include <numeric>
 #include <unordered_set>
 
 #include "format/buffered_writer.hpp"
@@ -63,8 +65,27 @@ void check_metadata(const std::string& path,
   }
 }
 
+// The order tensors go into the file: as given, or Hugging Face's writer's (element size
+// descending, then name). Indices into the input.
+std::vector<std::size_t> file_order(const std::vector<TensorToWrite>& tensors,
+                                    const SafetensorsWriteOptions& options) {
+  std::vector<std::size_t> order(tensors.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  if (options.hugging_face_order) {
+    const auto element_bytes = [&](std::size_t i) {
+      const DTypeInfo& info = dtype_info(tensors[i].dtype);
+      return static_cast<double>(info.block_bytes) / info.block_size;
+    };
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      if (element_bytes(a) != element_bytes(b)) return element_bytes(a) > element_bytes(b);
+      return tensors[a].name < tensors[b].name;
+    });
+  }
+  return order;
+}
+
 std::string header_json(const std::vector<TensorToWrite>& tensors,
-                        const std::vector<std::uint64_t>& bytes,
+                        const std::vector<std::uint64_t>& bytes, std::span<const std::size_t> order,
                         const SafetensorsWriteOptions& options) {
   std::string json = "{";
   if (!options.metadata.empty()) {
@@ -78,7 +99,7 @@ std::string header_json(const std::vector<TensorToWrite>& tensors,
     json += '}';
   }
   std::uint64_t offset = 0;
-  for (std::size_t i = 0; i < tensors.size(); ++i) {
+  for (const std::size_t i : order) {
     if (json.size() > 1) json += ',';
     append_json_string(json, tensors[i].name);
     fmt::format_to(std::back_inserter(json),
@@ -110,7 +131,8 @@ WrittenFile format::write_safetensors_to(ByteSink& sink, const std::string& path
   }
   check_metadata(path, options.metadata);
 
-  std::string json = header_json(tensors, bytes, options);
+  const std::vector<std::size_t> order = file_order(tensors, options);
+  std::string json = header_json(tensors, bytes, order, options);
   const std::uint64_t alignment = options.data_alignment;
   json.append((alignment - (kLengthBytes + json.size()) % alignment) % alignment, ' ');
   if (json.size() > kMaxHeaderBytes) {
@@ -122,7 +144,7 @@ WrittenFile format::write_safetensors_to(ByteSink& sink, const std::string& path
 
   WrittenFile written;
   written.data_offset = kLengthBytes + json.size();
-  written.tensor_offsets.reserve(tensors.size());
+  written.tensor_offsets.resize(tensors.size());
   format::BufferedWriter file(sink, path, options.chunk_bytes);
   std::array<std::byte, kLengthBytes> length{};
   for (std::size_t i = 0; i < kLengthBytes; ++i) {
@@ -130,8 +152,8 @@ WrittenFile format::write_safetensors_to(ByteSink& sink, const std::string& path
   }
   file.append(length);
   file.append(std::as_bytes(std::span(json)));
-  for (std::size_t i = 0; i < tensors.size(); ++i) {
-    written.tensor_offsets.push_back(file.offset());
+  for (const std::size_t i : order) {
+    written.tensor_offsets[i] = file.offset();
     try {
       file.append_generated(bytes[i], [&](std::uint64_t offset, std::span<std::byte> out) {
         source(i, offset, out);

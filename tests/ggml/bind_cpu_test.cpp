@@ -136,17 +136,35 @@ TEST(GgmlBindCpu, GgmlQuantizesF16FileTensorIntoQ8_0Tensor) {
   }
 }
 
-TEST(GgmlBindCpu, MisalignedTensorIsLoadedWithItsReason) {
-  // 3 f32 values put every later tensor 12 bytes past a 32-byte boundary.
-  std::vector<FloatTensor> model = {{"a", DType::F32, {3}, ramp(3, 1)},
+TEST(GgmlBindCpu, TensorOffItsNaturalAlignmentIsLoadedWithItsReason) {
+  // 3 f16 values put the f32 tensor after them 6 bytes past a 32-byte boundary: off the 4
+  // bytes f32 needs on the CPU.
+  std::vector<FloatTensor> model = {{"a", DType::F16, {3}, ramp(3, 1)},
                                     {"b", DType::F32, {8}, ramp(8, 2)}};
   Fixture f(model);
-  f.add("a", GGML_TYPE_F32, {3});
+  f.add("a", GGML_TYPE_F16, {3});
   ggml_tensor* b = f.add("b", GGML_TYPE_F32, {8});
   const Binding binding = f.bind();
   EXPECT_EQ(binding.report().load.mapped_tensors, 1u);
   EXPECT_EQ(binding.report().load.reasons.at(Reason::misaligned_for_device), 1u);
   EXPECT_EQ(binding.report().allocated_buffers, 1u);
+  EXPECT_EQ(floats_of(b), model[1].values);
+}
+
+TEST(GgmlBindCpu, TensorsOff32BytesAtTheirNaturalAlignmentAreMapped) {
+  // 3 f32 values put the later tensors 12 bytes past a 32-byte boundary: enough for f32 and
+  // f16 on the CPU (tests/ggml/cpu_weight_alignment_test.cpp proves the kernels need no more).
+  std::vector<FloatTensor> model = {{"a", DType::F32, {3}, ramp(3, 1)},
+                                    {"b", DType::F32, {8}, ramp(8, 2)},
+                                    {"c", DType::F16, {8}, ramp(8, 3)}};
+  Fixture f(model);
+  f.add("a", GGML_TYPE_F32, {3});
+  ggml_tensor* b = f.add("b", GGML_TYPE_F32, {8});
+  f.add("c", GGML_TYPE_F16, {8});
+  const Binding binding = f.bind();
+  EXPECT_EQ(binding.report().load.mapped_tensors, 3u);
+  EXPECT_EQ(binding.report().allocated_buffers, 0u);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(b->data) % 32, 12u);
   EXPECT_EQ(floats_of(b), model[1].values);
 }
 

@@ -20,16 +20,21 @@ int run_sample(const SampleOptions& options, std::ostream& out, std::ostream& er
                        dtype_name(options.dtype), file_format_name(options.format));
     return kExitUsage;
   }
+  if (gguf && options.hugging_face) {
+    err << "weightmap sample: --hugging-face writes safetensors only\n";
+    return kExitUsage;
+  }
   std::vector<TensorToWrite> tensors;
   try {
     tensors = plan_sample_tensors(options.size, options.tensors, options.dtype);
+    if (options.hugging_face) tensors = hugging_face_checkpoint(std::move(tensors));
   } catch (const Error& e) {
     err << "weightmap sample: " << e.message() << '\n';
     return kExitUsage;
   }
 
   const auto fill = [&](std::size_t tensor, std::uint64_t offset, std::span<std::byte> bytes) {
-    fill_sample_bytes(options.seed, options.dtype, tensor, offset, bytes);
+    fill_sample_bytes(options.seed, tensors[tensor].dtype, tensor, offset, bytes);
   };
   const auto start = std::chrono::steady_clock::now();
   WrittenFile written;
@@ -49,6 +54,7 @@ int run_sample(const SampleOptions& options, std::ostream& out, std::ostream& er
       SafetensorsWriteOptions write_options;
       write_options.metadata = {{"format", "pt"},
                                 {"weightmap.sample.seed", std::to_string(options.seed)}};
+      write_options.hugging_face_order = options.hugging_face;
       written = write_safetensors(options.path, tensors, fill, write_options);
     }
   } catch (const Error& e) {
@@ -102,6 +108,10 @@ Subcommand add_sample_command(CLI::App& parent) {
       ->capture_default_str();
   command->add_option("--seed", parsed->options.seed, "Seed of the values: same seed, same bytes")
       ->capture_default_str();
+  command->add_flag("--hugging-face", parsed->options.hugging_face,
+                    "Lay the safetensors file out as Hugging Face's writer does: norms and "
+                    "biases f32, an i64 position_ids, tensors sorted by element size then name "
+                    "(on 8-byte boundaries, rarely on 32)");
 
   return {command, [parsed](std::ostream& out, std::ostream& err) {
             SampleOptions options = parsed->options;

@@ -20,6 +20,10 @@ struct SampleOptions {
   std::size_t tensors = 1000;
   DType dtype = DType::F16;
   std::uint64_t seed = 0;
+  // safetensors as Hugging Face's writer lays it out (sample_model.hpp's
+  // hugging_face_checkpoint, in its order): f32 norms and biases, an i64 position_ids, tensors
+  // on 8-byte boundaries.
+  bool hugging_face = false;
 };
 
 // Writes the model and prints one line about it to `out`. Returns kExitUsage (with a message

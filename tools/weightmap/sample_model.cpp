@@ -222,10 +222,21 @@ std::vector<TensorToWrite> plan_sample_tensors(std::uint64_t total_bytes, std::s
   return tensors;
 }
 
+std::vector<TensorToWrite> hugging_face_checkpoint(std::vector<TensorToWrite> tensors) {
+  for (auto& t : tensors) {
+    if (t.shape.size() == 1 && dtype_info(t.dtype).block_size == 1) t.dtype = DType::F32;
+  }
+  tensors.push_back(
+      {"cond_stage_model.transformer.text_model.embeddings.position_ids", DType::I64, {1, 77}});
+  return tensors;
+}
+
 void fill_sample_bytes(std::uint64_t seed, DType dtype, std::size_t tensor_index,
                        std::uint64_t offset, std::span<std::byte> out) {
   const std::uint64_t key = mix64(seed ^ mix64(tensor_index + kGolden));
-  const auto word = [&](std::uint64_t w) { return shape_word(mix64(key + w * kGolden), dtype); };
+  const auto word = [&](std::uint64_t w) {
+    return dtype == DType::I64 ? w : shape_word(mix64(key + w * kGolden), dtype);
+  };
   std::size_t done = 0;
   // A leading partial word, whole words, a trailing partial word: byte b of the tensor is
   // always byte b % 8 of word b / 8.

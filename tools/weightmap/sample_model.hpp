@@ -29,10 +29,17 @@ bool sample_dtype_supported(DType dtype, bool gguf);
 std::vector<TensorToWrite> plan_sample_tensors(std::uint64_t total_bytes, std::size_t count,
                                                DType dtype);
 
+// The tensors as a Hugging Face export of such a checkpoint stores them (write them with
+// SafetensorsWriteOptions::hugging_face_order): 1-D norms and biases in f32 whatever `dtype`
+// the weights have, and an i64 `cond_stage_model.transformer.text_model.embeddings.position_ids`
+// [1, 77] appended. The f32 norms and biases add up to 5% to the planned size.
+std::vector<TensorToWrite> hugging_face_checkpoint(std::vector<TensorToWrite> tensors);
+
 // Fills bytes [offset, offset + out.size()) of tensor `tensor_index` with small finite
 // values of `dtype` (random sign and mantissa, fixed exponent; for q8_0/q4_0 random quants
-// with a small f16 scale per block). The bytes depend only on (seed, tensor_index, byte
-// position), so any chunking of the writes yields the same file.
+// with a small f16 scale per block; for i64 the element's index, as position ids are). The bytes
+// depend only on (seed, tensor_index, byte position), so any chunking of the writes yields the same
+// file.
 void fill_sample_bytes(std::uint64_t seed, DType dtype, std::size_t tensor_index,
                        std::uint64_t offset, std::span<std::byte> out);
 
