@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -280,6 +281,33 @@ TEST(CliSample, HelpListsTheSampleCommand) {
   const Result result = cli({"--help"});
   EXPECT_EQ(result.code, kExitOk);
   EXPECT_NE(result.out.find("sample"), std::string::npos);
+}
+
+TEST(CliSample, HuggingFaceLayoutHasF32NormsAnI64PositionIdsAndTheWritersOrder) {
+  TempDir dir;
+  const std::string path = dir / "hf.safetensors";
+  const Result r = cli({"sample", "--hugging-face", "--size", "4M", "--tensors", "100", path});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const Model model = open_model(path);
+  const auto& tensors = model.tensors();
+  ASSERT_EQ(tensors.size(), 101u);
+  EXPECT_EQ(tensors[0].name, "cond_stage_model.transformer.text_model.embeddings.position_ids");
+  EXPECT_EQ(tensors[0].dtype, DType::I64);
+  EXPECT_EQ(tensors[0].shape, (std::vector<std::uint64_t>{1, 77}));
+  EXPECT_EQ(tensors[0].offset % 8, 0u);
+  std::int64_t last_id = 0;
+  const io::FileReader reader(path);
+  reader.read_at(tensors[0].offset + 76 * 8, std::as_writable_bytes(std::span(&last_id, 1)));
+  EXPECT_EQ(last_id, 76);  // position ids 0..76
+  for (std::size_t i = 1; i < tensors.size(); ++i) {
+    const auto& t = tensors[i];
+    EXPECT_EQ(t.dtype, t.shape.size() == 1 ? DType::F32 : DType::F16) << t.name;
+    const auto& before = tensors[i - 1];
+    if (before.dtype == t.dtype) {
+      EXPECT_LT(before.name, t.name);  // by name within a type
+    }
+  }
+  EXPECT_EQ(cli({"sample", "--hugging-face", "--format", "gguf", dir / "x.gguf"}).code, kExitUsage);
 }
 
 }  // namespace
