@@ -1,7 +1,8 @@
-// tiny_transformer: writes a small transformer's weights with weightmap's writer, binds them to
-// ggml tensors with weightmap::ggml (mapped, then copied), runs the graph both ways and checks
-// that the outputs are bit-identical. With --bench, times the first graph run on freshly bound
-// mapped weights against the same on copied weights (medians of --runs).
+// tiny_transformer: writes a small transformer's weights with weightmap's writer (64-byte
+// aligned, or laid out as Hugging Face's writer does), or takes any safetensors file holding
+// them (--model), binds them to ggml tensors with weightmap::ggml (mapped, then copied), runs
+// the graph both ways and checks that the outputs are bit-identical. With --bench, times the first
+// graph run on freshly bound mapped weights against the same on copied weights (medians of --runs).
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -55,11 +56,7 @@ Timing timed_run(const std::string& path, const TinyTransformerConfig& config, b
           std::chrono::duration<double>(t2 - t1).count()};
 }
 
-int bench(const std::string& dir, int runs) {
-  // About 200 MiB of f16 weights: large enough that first-touch costs show.
-  const TinyTransformerConfig config{1024, 16, 4096, 8, 32};
-  const std::string path = dir + "/tiny-transformer-bench.safetensors";
-  weightmap::examples::write_tiny_transformer(path, config);
+int bench(const std::string& path, const TinyTransformerConfig& config, int runs) {
   const auto input = weightmap::examples::tiny_transformer_input(config);
   std::vector<float> mapped_out;
   std::vector<float> copied_out;
@@ -93,20 +90,46 @@ int bench(const std::string& dir, int runs) {
 int main(int argc, char** argv) {
   CLI::App app{"A small ggml transformer whose weights weightmap maps from a safetensors file"};
   std::string dir = "out/tiny-transformer";
+  std::string model;
   bool run_bench = false;
+  bool hugging_face = false;
   int runs = 5;
+  std::int64_t heads = 0;
+  std::int64_t tokens = 0;
   app.add_option("dir", dir, "Where to write the model")->capture_default_str();
+  app.add_option("--model", model,
+                 "Run over this safetensors file instead of writing one: any layout (a "
+                 "Hugging Face export, a realigned copy) holding the tiny transformer's tensors");
+  app.add_flag("--hugging-face", hugging_face,
+               "Write the model as Hugging Face's writer lays it out: tensors sorted by element "
+               "size then name, on 8-byte boundaries (off 32)");
   app.add_flag("--bench", run_bench, "Time the first graph run, mapped vs copied weights");
   app.add_option("--runs", runs, "Runs per mode for --bench")->check(CLI::Range(1, 1000));
+  app.add_option("--heads", heads, "Attention heads (default 4, 16 with --bench)");
+  app.add_option("--tokens", tokens, "Tokens per forward pass (default 8, 32 with --bench)");
   CLI11_PARSE(app, argc, argv);
 
   try {
-    std::filesystem::create_directories(dir);
-    if (run_bench) return bench(dir, runs);
+    // About 200 MiB of f16 weights for --bench: large enough that first-touch costs show.
+    TinyTransformerConfig config =
+        run_bench ? TinyTransformerConfig{1024, 16, 4096, 8, 32} : TinyTransformerConfig{};
+    if (heads > 0) config.n_heads = heads;
+    if (tokens > 0) config.n_tokens = tokens;
+    std::string path = model;
+    if (path.empty()) {
+      std::filesystem::create_directories(dir);
+      path = dir + (run_bench ? "/tiny-transformer-bench" : "/tiny-transformer") +
+             (hugging_face ? "-hf" : "") + ".safetensors";
+      weightmap::examples::write_tiny_transformer(
+          path, config, 1,
+          hugging_face ? weightmap::examples::TinyTransformerLayout::hugging_face
+                       : weightmap::examples::TinyTransformerLayout::aligned64);
+    } else {
+      config =
+          weightmap::examples::tiny_transformer_config_of(path, config.n_heads, config.n_tokens);
+    }
+    if (run_bench) return bench(path, config, runs);
 
-    const TinyTransformerConfig config;
-    const std::string path = dir + "/tiny-transformer.safetensors";
-    weightmap::examples::write_tiny_transformer(path, config);
     const auto input = weightmap::examples::tiny_transformer_input(config);
     std::vector<std::vector<float>> outputs;
     for (const bool use_mmap : {true, false}) {

@@ -1,5 +1,6 @@
 #include "tiny_transformer/tiny_transformer.hpp"
 
+#include <fmt/format.h>
 #include <ggml-cpu.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <stdexcept>
 
 #include "weightmap/convert.hpp"
+#include "weightmap/error.hpp"
 #include "weightmap/model.hpp"
 
 namespace weightmap::examples {
@@ -50,29 +52,66 @@ std::vector<TensorToWrite> tiny_transformer_tensors(const TinyTransformerConfig&
 }
 
 void write_tiny_transformer(const std::string& path, const TinyTransformerConfig& config,
-                            std::uint32_t seed) {
+                            std::uint32_t seed, TinyTransformerLayout layout) {
   const auto tensors = tiny_transformer_tensors(config);
   std::vector<float> floats;
+  const auto source = [&](std::size_t i, std::uint64_t offset, std::span<std::byte> out) {
+    const TensorToWrite& t = tensors[i];
+    const std::size_t element_bytes = t.dtype == DType::F16 ? 2 : 4;
+    const bool norm = t.name.find("norm") != std::string::npos;
+    // Norm weights near 1; matrices scaled by 1/sqrt(fan-in) so activations stay O(1).
+    const float scale = norm ? 0.1f : 1.0f / std::sqrt(static_cast<float>(t.shape.back()));
+    const std::uint64_t first = offset / element_bytes;
+    const std::uint64_t count = out.size() / element_bytes;
+    floats.resize(static_cast<std::size_t>(count));
+    for (std::uint64_t e = 0; e < count; ++e) {
+      floats[static_cast<std::size_t>(e)] =
+          (norm ? 1.0f : 0.0f) + value_at(seed, i, first + e, scale);
+    }
+    convert(DType::F32, std::as_bytes(std::span(floats)), t.dtype, out, count);
+  };
   SafetensorsWriteOptions options;
-  options.data_alignment = 64;
-  write_safetensors(
-      path, tensors,
-      [&](std::size_t i, std::uint64_t offset, std::span<std::byte> out) {
-        const TensorToWrite& t = tensors[i];
-        const std::size_t element_bytes = t.dtype == DType::F16 ? 2 : 4;
-        const bool norm = t.name.find("norm") != std::string::npos;
-        // Norm weights near 1; matrices scaled by 1/sqrt(fan-in) so activations stay O(1).
-        const float scale = norm ? 0.1f : 1.0f / std::sqrt(static_cast<float>(t.shape.back()));
-        const std::uint64_t first = offset / element_bytes;
-        const std::uint64_t count = out.size() / element_bytes;
-        floats.resize(static_cast<std::size_t>(count));
-        for (std::uint64_t e = 0; e < count; ++e) {
-          floats[static_cast<std::size_t>(e)] =
-              (norm ? 1.0f : 0.0f) + value_at(seed, i, first + e, scale);
-        }
-        convert(DType::F32, std::as_bytes(std::span(floats)), t.dtype, out, count);
-      },
-      options);
+  if (layout == TinyTransformerLayout::aligned64) {
+    options.data_alignment = 64;
+    write_safetensors(path, tensors, source, options);
+    return;
+  }
+  options.hugging_face_order = true;
+  // With widths that are multiples of 8 every tensor's size is a multiple of 32 bytes, so all
+  // tensors sit where the data area starts, mod 32: the metadata grows until that is off 32,
+  // as in most files Hugging Face's writer makes.
+  std::string note = "tiny transformer";
+  for (;;) {
+    options.metadata = {{"format", "pt"}, {"note", note}};
+    if (write_safetensors(path, tensors, source, options).data_offset % 32 != 0) return;
+    note += "........";
+  }
+}
+
+TinyTransformerConfig tiny_transformer_config_of(const std::string& model_path,
+                                                 std::int64_t n_heads, std::int64_t n_tokens) {
+  const Model model = open_model(model_path);
+  const auto shape = [&](const std::string& name) -> const std::vector<std::uint64_t>& {
+    const TensorInfo* t = model.find(name);
+    if (t == nullptr) {
+      throw Error(ErrorCode::not_found, "the tiny transformer needs this tensor",
+                  {model_path, name});
+    }
+    return t->shape;
+  };
+  TinyTransformerConfig config;
+  config.d_model = static_cast<std::int64_t>(shape("output_norm.weight").at(0));
+  config.d_ff = static_cast<std::int64_t>(shape(block(0, "ffn_up.weight")).at(0));
+  config.n_layers = 0;
+  while (model.find(block(config.n_layers, "attn_norm.weight")) != nullptr) ++config.n_layers;
+  config.n_heads = n_heads;
+  config.n_tokens = n_tokens;
+  if (n_heads <= 0 || config.d_model % n_heads != 0) {
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("{} heads do not divide the model width {}", n_heads, config.d_model),
+                {model_path});
+  }
+  return config;
 }
 
 std::vector<float> tiny_transformer_input(const TinyTransformerConfig& config) {

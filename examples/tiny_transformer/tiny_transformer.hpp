@@ -31,9 +31,24 @@ struct TinyTransformerConfig {
 // The file's tensors: matrices f16 (PyTorch layout, [out, in]), norms and biases f32.
 std::vector<TensorToWrite> tiny_transformer_tensors(const TinyTransformerConfig& config);
 
+// How the file lays out its tensors.
+enum class TinyTransformerLayout {
+  aligned64,     // in model order after a header padded to 64 bytes: every tensor 64-aligned
+  hugging_face,  // as Hugging Face's writer does (element size, then name; header padded to 8),
+                 // with the header's metadata sized so tensors sit 8 or more bytes off 32
+};
+
 // Writes the model with deterministic weights.
 void write_tiny_transformer(const std::string& path, const TinyTransformerConfig& config,
-                            std::uint32_t seed = 1);
+                            std::uint32_t seed = 1,
+                            TinyTransformerLayout layout = TinyTransformerLayout::aligned64);
+
+// The config of a model file holding the tiny transformer's tensors in any layout (written by
+// write_tiny_transformer, realigned, or converted by another tool): sizes from the tensors'
+// shapes; heads and tokens are not in the file. Throws Error(not_found) for a missing tensor
+// and Error(invalid_argument) when n_heads does not divide the model width.
+TinyTransformerConfig tiny_transformer_config_of(const std::string& model_path,
+                                                 std::int64_t n_heads, std::int64_t n_tokens);
 
 // Deterministic input activations (d_model x n_tokens).
 std::vector<float> tiny_transformer_input(const TinyTransformerConfig& config);
