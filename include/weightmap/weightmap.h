@@ -215,10 +215,11 @@ typedef struct weightmap_request {
   int writes_in_place;                /* the caller patches the bytes (a LoRA applied in place) */
   int optional;                       /* absent from the files is not an error */
   int device_cannot_read_host_memory; /* the device needs its own copy */
-  uint32_t alignment;                 /* alignment the device needs (a power of two); 0: 32 */
+  uint32_t alignment; /* alignment the device needs (a power of two); 0: each tensor's natural
+                         alignment (of its type's element or block), all a CPU needs */
 } weightmap_request;
 
-/* Sets every field to its default (the tensor as stored, alignment 32) and `name`; set
+/* Sets every field to its default (the tensor as stored, natural alignment) and `name`; set
  * struct_size first. */
 WEIGHTMAP_C_API weightmap_status weightmap_request_init(weightmap_request* request,
                                                         const char* name);
