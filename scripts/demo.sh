@@ -4,8 +4,10 @@
 # scripts/make_sample_model.py, one with a vocabulary; two 256 MiB ones from `weightmap
 # sample`) and inspects them; then a 512 MiB f16 model of 1,000 tensors, loaded once with
 # `weightmap load --json` and measured with `weightmap bench` (all modes, floors, ratios);
-# last, examples/tiny_transformer: a small ggml engine whose weights weightmap::ggml binds
-# (mapped, then copied; the outputs must be bit-identical).
+# then examples/tiny_transformer: a small ggml engine whose weights weightmap::ggml binds
+# (mapped, then copied; the outputs must be bit-identical); last, a checkpoint laid out as
+# Hugging Face's writer lays it out (tensors on 8-byte boundaries, rarely on 32) bound to CPU
+# ggml tensors by examples/ggml_bind_bench, which prints how many tensors were mapped.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -15,7 +17,8 @@ scripts/install-deps.sh
 ggml_dir=$(scripts/build-ggml.sh)
 cmake -S . -B build-demo -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEIGHTMAP_BUILD_TESTS=OFF \
   -DWEIGHTMAP_BUILD_BENCH=OFF -DWEIGHTMAP_GGML=ON -DWEIGHTMAP_GGML_DIR="$ggml_dir" >/dev/null
-cmake --build build-demo --target weightmap_cli tiny_transformer -j "${WEIGHTMAP_JOBS:-2}" >/dev/null
+cmake --build build-demo --target weightmap_cli tiny_transformer ggml_bind_bench \
+  -j "${WEIGHTMAP_JOBS:-2}" >/dev/null
 
 out=out/demo
 PYTHONPATH="$root/.deps/llama.cpp/gguf-py" /usr/bin/python3 scripts/make_sample_model.py "$out"
@@ -45,3 +48,11 @@ run "$weightmap" bench "$out/bench-f16.safetensors" --runs 5
 
 # A ggml engine on bound weights: mapped, then copied, outputs compared bit for bit.
 run build-demo/examples/tiny_transformer "$out/tiny-transformer"
+
+# The layout most downloaded checkpoints have: header padded to 8 bytes, tensors sorted by
+# element size then name (f16 weights, f32 norms and biases, an i64 position_ids). The CPU
+# needs each type's natural alignment only, so bind maps every tensor.
+run "$weightmap" sample --hugging-face --size 256M --tensors 1000 --dtype f16 \
+  "$out/sd-hugging-face.safetensors"
+run "$weightmap" inspect "$out/sd-hugging-face.safetensors"
+run build-demo/examples/ggml_bind_bench "$out/sd-hugging-face.safetensors" --runs 3
