@@ -119,7 +119,8 @@ TEST_F(CliInspectTest, SummaryListsFilesDtypesMetadataCountAndAlignment) {
                                     "misaligned: 2 tensors are not on a 32-byte boundary (see "
                                     "the align column of --all)\n"
                                     "realign: `weightmap realign {} -o OUT --padding-tensors` "
-                                    "makes every tensor mappable for SIMD kernels\n",
+                                    "makes every tensor mappable for devices that need 32- or "
+                                    "64-byte alignment (the CPU maps them as they are)\n",
                                     tiny_, tiny_));
 }
 

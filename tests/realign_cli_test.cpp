@@ -142,7 +142,8 @@ TEST(RealignCli, InspectRecommendsRealignForMisalignedTensors) {
                   "misaligned: 4 tensors are not on a 32-byte boundary (see the align column of "
                   "--all)\n"
                   "realign: `weightmap realign {} -o OUT --padding-tensors` makes every tensor "
-                  "mappable for SIMD kernels\n",
+                  "mappable for devices that need 32- or 64-byte alignment (the CPU maps them "
+                  "as they are)\n",
                   in)));
 }
 
@@ -155,7 +156,8 @@ TEST(RealignCli, InspectLeavesOutPaddingTensorsWhenReorderingSuffices) {
   const auto result = run_cli_captured({"inspect", in});
   EXPECT_THAT(result.out,
               HasSubstr(fmt::format("realign: `weightmap realign '{}' -o OUT` makes every tensor "
-                                    "mappable for SIMD kernels\n",
+                                    "mappable for devices that need 32- or 64-byte alignment "
+                                    "(the CPU maps them as they are)\n",
                                     in)));
 }
 

@@ -89,7 +89,7 @@ Subcommand add_realign_command(CLI::App& parent) {
   CLI::App* command = parent.add_subcommand(
       "realign",
       "Rewrite a safetensors or GGUF file so that every tensor starts on a multiple of "
-      "--alignment bytes and can be mapped by SIMD kernels and devices that need it. "
+      "--alignment bytes and can be mapped by devices that need it (ggml backends ask 32). "
       "safetensors: tensors reordered, header padded; GGUF: general.alignment set, order and "
       "metadata kept. See docs/realign.md.");
   command->add_option("IN", parsed->input, "A .safetensors or .gguf file")->required();
