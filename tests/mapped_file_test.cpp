@@ -74,7 +74,7 @@ TEST_F(MappedFileTest, DirectoryIsNotARegularFile) {
     MappedFile::open(dir_.path().string(), Access::read_only);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), dir_.path().string() + ": not a regular file");
+    EXPECT_EQ(std::string(e.what()), dir_.path().string() + ": not a regular file (directory)");
   }
 }
 

@@ -119,8 +119,8 @@ TEST(RealignCli, MissingInputFailsWithExitCode1) {
   TempDir dir;
   const auto result = run_cli_captured({"realign", dir / "missing.gguf", "-o", dir / "out.gguf"});
   EXPECT_EQ(result.code, 1);
-  EXPECT_EQ(result.err,
-            fmt::format("weightmap: {}: no such file or directory\n", dir / "missing.gguf"));
+  EXPECT_EQ(result.err, fmt::format("weightmap: {}: cannot open: No such file or directory\n",
+                                    dir / "missing.gguf"));
 }
 
 TEST(RealignCli, OutputIsRequired) {

@@ -468,7 +468,7 @@ TEST(RealignErrors, UnreadableOrUnsupportedInputsAreNamed) {
   TempDir dir;
   const std::string out = dir / "out.safetensors";
   EXPECT_EQ(realign_error(dir / "missing.safetensors", out),
-            fmt::format("{}: no such file or directory", dir / "missing.safetensors"));
+            fmt::format("{}: cannot open: No such file or directory", dir / "missing.safetensors"));
   testing::write_file(dir / "notes.txt", std::string_view("not a model"));
   EXPECT_EQ(realign_error(dir / "notes.txt", out),
             fmt::format("{}: not a model file weightmap can read (expected safetensors, GGUF or "

@@ -35,6 +35,8 @@ struct CachePolicy {
 
   // Every flag set in either policy.
   CachePolicy& merge(const CachePolicy& other);
+  // Every flag set in `other` turned off (what was asked minus what was refused).
+  CachePolicy& remove(const CachePolicy& other);
   // The flags that are on, in the variable's spelling ("populate,dontneed"); "" when none.
   std::string to_string() const;
 

@@ -45,6 +45,10 @@ class Model {
   const std::vector<ModelFile>& files() const noexcept { return files_; }
   const std::vector<TensorInfo>& tensors() const noexcept { return tensors_; }  // file order
   const std::vector<MetadataEntry>& metadata() const noexcept { return metadata_; }
+  // What opening left out, in words: files of a folder that are not models weightmap can
+  // read ("FOLDER/training_args.bin: skipped: not a model file ..."). Empty for named files.
+  const std::vector<std::string>& notes() const noexcept { return notes_; }
+  void set_notes(std::vector<std::string> notes) { notes_ = std::move(notes); }
 
   // nullptr when absent.
   const TensorInfo* find(std::string_view name) const;
@@ -56,12 +60,15 @@ class Model {
   std::vector<ModelFile> files_;
   std::vector<TensorInfo> tensors_;
   std::vector<MetadataEntry> metadata_;
+  std::vector<std::string> notes_;
   std::unordered_map<std::string_view, std::size_t> by_name_;
 };
 
 // Opens and validates every source. Throws weightmap::Error naming the file, the tensor and
-// the byte offset of the first problem. A tensor name found twice (in two files, or under
-// the same prefix in two sources) is an error.
+// the byte offset of the first problem: "cannot open: " + the system's reason (ELOOP,
+// EACCES, ...), "not a regular file (FIFO)" (never blocking on one), a malformed file. A
+// tensor name found twice (in two files, or under the same prefix in two sources) is an
+// error. In a folder, files that are not models (see Model::notes) are skipped.
 Model open_model(const std::vector<ModelSource>& sources, const OpenOptions& options = {});
 Model open_model(const std::string& path, const OpenOptions& options = {});
 

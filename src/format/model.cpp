@@ -47,7 +47,10 @@ Model::Model(std::vector<ModelFile> files, std::vector<TensorInfo> tensors,
 }
 
 Model::Model(const Model& other)
-    : files_(other.files_), tensors_(other.tensors_), metadata_(other.metadata_) {
+    : files_(other.files_),
+      tensors_(other.tensors_),
+      metadata_(other.metadata_),
+      notes_(other.notes_) {
   build_lookup();
 }
 
@@ -56,6 +59,7 @@ Model& Model::operator=(const Model& other) {
     files_ = other.files_;
     tensors_ = other.tensors_;
     metadata_ = other.metadata_;
+    notes_ = other.notes_;
     build_lookup();
   }
   return *this;

@@ -1,5 +1,8 @@
 // Turns paths (files, shard indexes, folders) into one validated Model.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -35,30 +38,39 @@ bool escapes_folder(const std::string& shard) {
 class ModelBuilder {
  public:
   void add_path(const std::string& path, const std::string& prefix) {
-    std::error_code ec;
-    const auto status = fs::status(path, ec);
-    if (ec || !fs::exists(status)) {
-      throw Error(ErrorCode::io, "no such file or directory", {path});
-    }
-    if (fs::is_directory(status)) {
+    // One open decides what the path is (fstat of the descriptor, no separate stat that
+    // could race), says why it cannot be opened in the system's words, and never blocks on a
+    // FIFO.
+    const int fd = io::open_for_reading(path);
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+      ::close(fd);
       add_directory(path, prefix);
-    } else if (ends_with(path, kShardIndexSuffix)) {
-      add_shard_index(path, prefix);
+      return;
+    }
+    const io::FileReader reader(path, fd);  // refuses what is not a regular file
+    if (ends_with(path, kShardIndexSuffix)) {
+      add_shards(path, format::read_safetensors_shard_index(reader), prefix);
     } else {
-      add_file(path, prefix);
+      add_file(reader, read_any(reader), prefix);
     }
   }
 
-  Model build() && { return Model(std::move(files_), std::move(tensors_), std::move(metadata_)); }
+  // Files of a folder that were left out, and why.
+  std::vector<std::string> notes;
+
+  Model build() && {
+    Model model(std::move(files_), std::move(tensors_), std::move(metadata_));
+    model.set_notes(std::move(notes));
+    return model;
+  }
 
  private:
-  // Opens, sniffs and indexes one model file; returns its index in files_.
-  std::uint32_t add_file(const std::string& path, const std::string& prefix) {
-    io::FileReader reader(path);
-    FileIndex index = read_any(reader);
+  // Adds one indexed model file; returns its index in files_.
+  std::uint32_t add_file(const io::FileReader& reader, FileIndex index, const std::string& prefix) {
     const auto file_number = static_cast<std::uint32_t>(files_.size());
     ModelFile file;
-    file.path = path;
+    file.path = reader.name();
     file.format = index.format;
     file.size = reader.size();
     file.identity = reader.identity();
@@ -82,30 +94,52 @@ class ModelBuilder {
   }
 
   static FileIndex read_any(const io::FileReader& reader) {
+    return std::move(*read_model(reader, nullptr));
+  }
+
+  // The file's index. With `skipped` (a file found in a folder, not one the caller named),
+  // a file that is not a model weightmap can read is no error: the reason goes to *skipped
+  // and the result is nullopt. That is a file whose first bytes are no model format's, a
+  // legacy PyTorch pickle, or a zip whose pickle is not a tensor checkpoint (a Hugging Face
+  // training_args.bin). A malformed safetensors or GGUF file stays an error.
+  static std::optional<FileIndex> read_model(const io::FileReader& reader, std::string* skipped) {
+    const auto refuse = [&](std::string message) -> std::optional<FileIndex> {
+      if (skipped == nullptr) throw Error(ErrorCode::unsupported, message, {reader.name(), {}, 0});
+      *skipped = std::move(message);
+      return std::nullopt;
+    };
     const auto format = format::sniff_format(reader);
     if (!format && format::is_legacy_pytorch(reader)) {
-      throw Error(ErrorCode::unsupported,
-                  "legacy PyTorch format (saved before PyTorch 1.6 or with "
-                  "_use_new_zipfile_serialization=False) is not supported; re-save it with "
-                  "torch.save from PyTorch 1.6 or later",
-                  {reader.name(), {}, 0});
+      return refuse(
+          "legacy PyTorch format (saved before PyTorch 1.6 or with "
+          "_use_new_zipfile_serialization=False) is not supported; re-save it with "
+          "torch.save from PyTorch 1.6 or later");
     }
     if (!format) {
-      throw Error(ErrorCode::unsupported,
-                  "not a model file weightmap can read (expected safetensors, GGUF or a PyTorch zip checkpoint)",
-                  {reader.name(), {}, 0});
+      return refuse(
+          "not a model file weightmap can read (expected safetensors, GGUF or a PyTorch zip "
+          "checkpoint)");
     }
     switch (*format) {
       case FileFormat::safetensors: return format::read_safetensors(reader);
       case FileFormat::gguf: return format::read_gguf(reader);
-      case FileFormat::pytorch_zip: return format::read_pytorch(reader);
+      case FileFormat::pytorch_zip: try { return format::read_pytorch(reader);
+        } catch (const Error& e) {
+          if (skipped == nullptr || e.code() != ErrorCode::unsupported) throw;
+          return refuse(e.message());
+        }
     }
     throw Error(ErrorCode::unsupported, "unknown file format", {reader.name(), {}, 0});
   }
 
   static format::ShardIndex read_shard_index(const std::string& index_path) {
-    io::FileReader reader(index_path);
+    const io::FileReader reader(index_path);
     return format::read_safetensors_shard_index(reader);
+  }
+
+  void add_file(const std::string& path, const std::string& prefix) {
+    const io::FileReader reader(path);
+    add_file(reader, read_any(reader), prefix);
   }
 
   // Where a shard named by an index lives; the same spelling for every path we compare.
@@ -129,10 +163,6 @@ class ModelBuilder {
     std::sort(paths.begin(), paths.end());
     paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
     return paths;
-  }
-
-  void add_shard_index(const std::string& index_path, const std::string& prefix) {
-    add_shards(index_path, read_shard_index(index_path), prefix);
   }
 
   // Every shard is opened once; each tensor must be in exactly the shard the index names.
@@ -193,9 +223,14 @@ class ModelBuilder {
   void add_directory(const std::string& path, const std::string& prefix) {
     std::vector<std::string> indexes;
     std::vector<std::string> files;
+    // By name: whether an entry can be opened, and what it is, is found out by opening it
+    // (a symlink loop or an unreadable file is an error naming it, in the system's words).
     std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(path, ec)) {
-      if (!entry.is_regular_file()) continue;
+    fs::directory_iterator it(path, ec);
+    for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      const fs::directory_entry& entry = *it;
+      std::error_code kind_error;
+      if (entry.is_directory(kind_error)) continue;
       const std::string name = entry.path().filename().string();
       if (ends_with(name, kShardIndexSuffix)) {
         indexes.push_back(entry.path().lexically_normal().string());
@@ -245,12 +280,30 @@ class ModelBuilder {
     }
     std::sort(groups.begin(), groups.end(),
               [](const Group& a, const Group& b) { return a.sort_key < b.sort_key; });
+    std::size_t added = 0;
+    std::vector<std::string> skipped_files;  // with their reasons
     for (const auto& group : groups) {
       if (group.index) {
         add_shards(group.path, *group.index, prefix);
-      } else {
-        add_file(group.path, prefix);
+        ++added;
+        continue;
       }
+      const io::FileReader reader(group.path);
+      std::string why;
+      std::optional<FileIndex> index = read_model(reader, &why);
+      if (!index) {
+        notes.push_back(fmt::format("{}: skipped: {}", group.path, why));
+        skipped_files.push_back(notes.back());
+        continue;
+      }
+      add_file(reader, std::move(*index), prefix);
+      ++added;
+    }
+    if (added == 0) {
+      throw Error(ErrorCode::not_found,
+                  fmt::format("the folder holds no model file weightmap can read ({})",
+                              fmt::join(skipped_files, "; ")),
+                  {path});
     }
   }
 

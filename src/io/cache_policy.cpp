@@ -39,6 +39,11 @@ CachePolicy& CachePolicy::merge(const CachePolicy& other) {
   return *this;
 }
 
+CachePolicy& CachePolicy::remove(const CachePolicy& other) {
+  for (const auto& [word, flag] : kWords) this->*flag = this->*flag && !(other.*flag);
+  return *this;
+}
+
 std::string CachePolicy::to_string() const {
   std::string out;
   for (const auto& [word, flag] : kWords) {

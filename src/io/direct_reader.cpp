@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "io/file_reader.hpp"
 #include "weightmap/error.hpp"
 
 namespace weightmap::io {
@@ -20,7 +21,8 @@ struct FreeDeleter {
 }  // namespace
 
 std::unique_ptr<DirectReader> DirectReader::open(const std::string& path, std::string* refusal) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+  // Without blocking on a FIFO, and refusing anything but a regular file, as FileReader.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_DIRECT);
   if (fd < 0) {
     if (errno == EINVAL) {
       if (refusal != nullptr) *refusal = std::strerror(errno);
@@ -28,6 +30,7 @@ std::unique_ptr<DirectReader> DirectReader::open(const std::string& path, std::s
     }
     throw Error(ErrorCode::io, fmt::format("cannot open: {}", std::strerror(errno)), {path});
   }
+  (void)adopt_regular_file(fd, path);
   // Some filesystems accept the flag at open and refuse the reads: try one block.
   std::unique_ptr<void, FreeDeleter> probe(std::aligned_alloc(kBlock, kBlock));
   if (probe == nullptr) {

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <optional>
 
+#include "io/file_reader.hpp"
 #include "io/page_cache.hpp"
 #include "weightmap/error.hpp"
 
@@ -135,8 +136,8 @@ std::uint64_t sampled_mincore_bytes(int fd, const std::string& path, std::uint64
 std::uint64_t cached_bytes(const std::string& path, std::uint64_t file_size,
                            std::span<const FileRange> ranges) {
   if (file_size == 0 || ranges.empty()) return 0;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(ErrorCode::io, std::strerror(errno), {path});
+  const int fd = open_for_reading(path);
+  (void)adopt_regular_file(fd, path);
   try {
     std::optional<std::uint64_t> cached = cachestat_bytes(fd, ranges);
     if (!cached) cached = sampled_mincore_bytes(fd, path, file_size, ranges);

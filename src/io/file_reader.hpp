@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "format/byte_source.hpp"
 #include "weightmap/file_identity.hpp"
@@ -10,8 +11,11 @@ namespace weightmap::io {
 
 class FileReader final : public format::ByteSource {
  public:
-  // Throws Error(io) naming the path and the system's reason.
+  // Throws Error(io) naming the path and the system's reason, or "not a regular file (FIFO)"
+  // (or socket, character device, block device, directory). Never blocks on a FIFO.
   explicit FileReader(std::string path);
+  // Adopts `fd` (from open_for_reading), closing it also when it throws.
+  FileReader(std::string path, int fd);
   ~FileReader() override;
   FileReader(const FileReader&) = delete;
   FileReader& operator=(const FileReader&) = delete;
@@ -29,7 +33,20 @@ class FileReader final : public format::ByteSource {
   FileIdentity identity_;
 };
 
-// stat() of an open descriptor as a FileIdentity. Throws Error(io).
+// fstat() of an open descriptor as a FileIdentity. Throws Error(io), also for anything but
+// a regular file: "not a regular file (FIFO)".
 FileIdentity identity_of(int fd, const std::string& path);
+
+// open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | flags): returns at once on a FIFO or a
+// device, so that adopt_regular_file can refuse it. Throws Error(io) "cannot open: " + the
+// system's reason (ELOOP, EACCES, ENOTDIR, ...).
+int open_for_reading(const std::string& path, int flags = 0);
+
+// For a descriptor from open_for_reading: its identity (identity_of, refusing anything but
+// a regular file) with O_NONBLOCK cleared. Closes `fd` when it throws.
+FileIdentity adopt_regular_file(int fd, const std::string& path);
+
+// "FIFO", "socket", "character device", "block device", "directory", ... for st_mode.
+std::string_view file_kind_name(unsigned mode) noexcept;
 
 }  // namespace weightmap::io

@@ -11,13 +11,56 @@
 
 namespace weightmap::io {
 
+std::string_view file_kind_name(unsigned mode) noexcept {
+  switch (mode & S_IFMT) {
+    case S_IFREG: return "regular file";
+    case S_IFDIR: return "directory";
+    case S_IFIFO: return "FIFO";
+    case S_IFSOCK: return "socket";
+    case S_IFCHR: return "character device";
+    case S_IFBLK: return "block device";
+    case S_IFLNK: return "symbolic link";
+    default: return "unknown kind of file";
+  }
+}
+
+int open_for_reading(const std::string& path, int flags) {
+  // O_NONBLOCK: open() of a FIFO with no writer returns at once instead of waiting for one;
+  // the caller's fstat then refuses it.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | flags);
+  if (fd < 0) {
+    throw Error(ErrorCode::io, fmt::format("cannot open: {}", std::strerror(errno)), {path});
+  }
+  return fd;
+}
+
+FileIdentity adopt_regular_file(int fd, const std::string& path) {
+  try {
+    const FileIdentity identity = identity_of(fd, path);
+    // Linux ignores O_NONBLOCK on regular files, but a FUSE server sees the flag: reads
+    // should block as they would on any file.
+    const int status = ::fcntl(fd, F_GETFL);
+    if (status < 0 || ::fcntl(fd, F_SETFL, status & ~O_NONBLOCK) != 0) {
+      throw Error(ErrorCode::io, fmt::format("fcntl failed: {}", std::strerror(errno)), {path});
+    }
+    return identity;
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+}
+
 FileIdentity identity_of(int fd, const std::string& path) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     throw Error(ErrorCode::io, fmt::format("cannot stat: {}", std::strerror(errno)), {path});
   }
+  // Block devices too: their st_size is 0 (the size needs an ioctl), and nothing in
+  // (device, inode, size, mtime) changes when their contents do, so neither the range checks
+  // nor the identity checks made for files would hold.
   if (!S_ISREG(st.st_mode)) {
-    throw Error(ErrorCode::io, "not a regular file", {path});
+    throw Error(ErrorCode::io, fmt::format("not a regular file ({})", file_kind_name(st.st_mode)),
+                {path});
   }
   FileIdentity id;
   id.device = static_cast<std::uint64_t>(st.st_dev);
@@ -27,17 +70,10 @@ FileIdentity identity_of(int fd, const std::string& path) {
   return id;
 }
 
-FileReader::FileReader(std::string path) : path_(std::move(path)) {
-  fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ < 0) {
-    throw Error(ErrorCode::io, fmt::format("cannot open: {}", std::strerror(errno)), {path_});
-  }
-  try {
-    identity_ = identity_of(fd_, path_);
-  } catch (...) {
-    ::close(fd_);
-    throw;
-  }
+FileReader::FileReader(std::string path) : FileReader(path, open_for_reading(path)) {}
+
+FileReader::FileReader(std::string path, int fd) : path_(std::move(path)), fd_(fd) {
+  identity_ = adopt_regular_file(fd_, path_);
 }
 
 FileReader::~FileReader() {

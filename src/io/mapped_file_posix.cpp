@@ -28,12 +28,9 @@ std::uint64_t page_size() { return io::page_size(); }
 }  // namespace
 
 std::shared_ptr<MappedFile> MappedFile::open(const std::string& path, Access access) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    throw Error(ErrorCode::io, fmt::format("cannot open: {}", std::strerror(errno)), {path});
-  }
+  const int fd = io::open_for_reading(path);
+  const FileIdentity identity = io::adopt_regular_file(fd, path);
   FdCloser closer{fd};
-  const FileIdentity identity = io::identity_of(fd, path);
   if (identity.size == 0) {
     throw Error(ErrorCode::io, "the file is empty; an empty file cannot be mapped", {path});
   }

@@ -15,20 +15,22 @@ FileLease::~FileLease() {
   if (evict_on_release_ && file_.use_count() == 1) file_->evict();
 }
 
-void FileLease::apply(const CachePolicy& policy, const std::vector<ByteRange>& ranges,
-                      std::vector<std::string>& notes) {
-  const auto hint = [&](bool on, Advice advice, std::string_view word) {
-    if (!on) return;
+CachePolicy FileLease::apply(const CachePolicy& policy, const std::vector<ByteRange>& ranges,
+                             std::vector<std::string>& notes) {
+  CachePolicy refused;
+  const auto hint = [&](bool CachePolicy::*flag, Advice advice, std::string_view word) {
+    if (!(policy.*flag)) return;
     try {
       for (const auto& range : ranges) file_->advise(advice, range.offset, range.bytes);
     } catch (const Error& e) {
       notes.push_back(fmt::format("{} hint refused: {}", word, e.what()));
+      refused.*flag = true;
     }
   };
-  hint(policy.sequential, Advice::sequential, "sequential");
-  hint(policy.random, Advice::random, "random");
-  hint(policy.willneed, Advice::willneed, "willneed");
-  hint(policy.hugepage, Advice::hugepage, "hugepage");
+  hint(&CachePolicy::sequential, Advice::sequential, "sequential");
+  hint(&CachePolicy::random, Advice::random, "random");
+  hint(&CachePolicy::willneed, Advice::willneed, "willneed");
+  hint(&CachePolicy::hugepage, Advice::hugepage, "hugepage");
   if (policy.populate) {
     for (const auto& range : ranges) file_->populate_read(range.offset, range.bytes);
   }
@@ -40,8 +42,10 @@ void FileLease::apply(const CachePolicy& policy, const std::vector<ByteRange>& r
       }
     } catch (const Error& e) {
       notes.push_back(fmt::format("tensors not locked in memory: {}", e.what()));
+      refused.mlock = true;
     }
   }
+  return refused;
 }
 
 bool acts_on_ranges(const CachePolicy& policy) noexcept {

@@ -29,10 +29,10 @@ class FileLease {
 
   MappedFile& file() const noexcept { return *file_; }
   // Applies the policy's hints, prefaulting and locking to the ranges of the load's mapped
-  // tensors. Refused hints and a failed mlock are notes (the load goes on); a failed
-  // populate is an Error (the file shrank under the mapping).
-  void apply(const CachePolicy& policy, const std::vector<ByteRange>& ranges,
-             std::vector<std::string>& notes);
+  // tensors. Refused hints and a failed mlock are notes (the load goes on) and come back as
+  // the flags refused; a failed populate is an Error (the file shrank under the mapping).
+  CachePolicy apply(const CachePolicy& policy, const std::vector<ByteRange>& ranges,
+                    std::vector<std::string>& notes);
 
  private:
   std::shared_ptr<MappedFile> file_;

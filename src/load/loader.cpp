@@ -82,8 +82,10 @@ struct LoadState {
       leases[i] =
           std::make_shared<loader::FileLease>(std::move(mapping), policy.dontneed_on_release);
       if (ranged) {
-        leases[i]->apply(policy, loader::merge_ranges(std::move(ranges[i]), files[i].size),
-                         report.notes);
+        std::vector<std::string> refusals;
+        report.cache.remove(leases[i]->apply(
+            policy, loader::merge_ranges(std::move(ranges[i]), files[i].size), refusals));
+        for (auto& refusal : refusals) note(std::move(refusal));
       }
     }
   }
@@ -225,6 +227,19 @@ struct LoadState {
       if (planned.placement == Placement::loaded) ++report.files[planned.file].loaded_tensors;
     }
     for (std::size_t i = 0; i < files.size(); ++i) {
+      const FileChoice& choice = report.files[i];
+      const bool used = choice.mapped_tensors + choice.loaded_tensors > 0;
+      if (policy.dontneed_on_release && used &&
+          (choice.filesystem == "tmpfs" || choice.filesystem == "ramfs")) {
+        // fadvise(DONTNEED) succeeds there and drops nothing: the file lives in the cache.
+        note(
+            fmt::format("{}: dontneed refused: {} keeps its files in memory, their pages "
+                        "cannot be dropped from the page cache",
+                        files[i].path, choice.filesystem));
+        report.cache.dontneed_on_release = false;
+      }
+    }
+    for (std::size_t i = 0; i < files.size(); ++i) {
       FileChoice& choice = report.files[i];
       if (!options.automatic) {
         choice.why = fmt::format("the {} mode", report.mode);
@@ -240,17 +255,18 @@ struct LoadState {
 
   // The read-side hints of the policy, on the whole file: one call each.
   void advise_reads(const io::FileReader& reader) {
-    const auto hint = [&](bool on, io::Advice advice) {
-      if (!on) return;
+    const auto hint = [&](bool CachePolicy::*flag, io::Advice advice, std::string_view word) {
+      if (!(policy.*flag)) return;
       try {
         io::advise_file(reader.descriptor(), 0, reader.size(), advice, reader.name());
       } catch (const Error& e) {
-        note(e.what());
+        note(fmt::format("{} hint refused: {}", word, e.what()));
+        report.cache.*flag = false;
       }
     };
-    hint(policy.sequential, io::Advice::sequential);
-    hint(policy.random, io::Advice::random);
-    hint(policy.willneed, io::Advice::willneed);
+    hint(&CachePolicy::sequential, io::Advice::sequential, "sequential");
+    hint(&CachePolicy::random, io::Advice::random, "random");
+    hint(&CachePolicy::willneed, io::Advice::willneed, "willneed");
   }
 
   LoadedModel storages() {
