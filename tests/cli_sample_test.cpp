@@ -246,8 +246,8 @@ TEST(CliSample, BadCommandLinesExitWith2) {
   const Result small = cli({"sample", "--size", "1K", "--tensors", "1000", path.c_str()});
   EXPECT_EQ(small.code, kExitUsage);
   EXPECT_EQ(small.err,
-            "weightmap sample: 1000 tensors of f16 need at least 3328556 bytes; 1024 bytes is too "
-            "small\n");
+            "weightmap sample: 1000 tensors of f16 do not fit in 1024 bytes (within 1%); the "
+            "smallest size that fits is 4749315 bytes (--size 4749315)\n");
   EXPECT_FALSE(fs::exists(path));
 }
 

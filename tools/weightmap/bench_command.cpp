@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +21,9 @@
 #include "weightmap/human_bytes.hpp"
 #include "weightmap/load.hpp"
 #include "weightmap/load_command.hpp"
+#include "weightmap/model_json.hpp"
+#include "weightmap/model_notes.hpp"
+#include "weightmap/progress_bar.hpp"
 #include "weightmap/sample_model.hpp"
 
 namespace weightmap::cli {
@@ -119,30 +123,6 @@ struct Row {
   std::vector<double> seconds;
 };
 
-class ProgressBar {
- public:
-  ProgressBar(std::ostream& err, bool enabled, std::size_t total)
-      : err_(err), enabled_(enabled), total_(total) {}
-  void step(std::string_view what) {
-    if (!enabled_) return;
-    ++done_;
-    constexpr std::size_t kWidth = 30;
-    const std::size_t filled = done_ * kWidth / std::max<std::size_t>(total_, 1);
-    err_ << fmt::format("\r[{}{}] {}/{} {:<24}", std::string(filled, '#'),
-                        std::string(kWidth - filled, ' '), done_, total_, what)
-         << std::flush;
-  }
-  void finish() {
-    if (enabled_) err_ << '\r' << std::string(70, ' ') << '\r' << std::flush;
-  }
-
- private:
-  std::ostream& err_;
-  bool enabled_;
-  std::size_t total_;
-  std::size_t done_ = 0;
-};
-
 std::string gbps(std::uint64_t bytes, double seconds) {
   return seconds > 0 ? fmt::format("{:.2f}", static_cast<double>(bytes) / seconds / 1e9) : "-";
 }
@@ -152,6 +132,7 @@ std::string gbps(std::uint64_t bytes, double seconds) {
 int run_bench(const BenchOptions& options, std::ostream& out, std::ostream& err) {
   try {
     const Model model = open_model(options.path);
+    print_model_notes(model, "bench", err);
     if (model.files().size() != 1) {
       err << fmt::format("weightmap bench: {} holds {} files; bench takes one model file\n",
                          options.path, model.files().size());
@@ -312,12 +293,14 @@ int run_bench(const BenchOptions& options, std::ostream& out, std::ostream& err)
     }
 
     const unsigned runs = std::max(options.runs, 1u);
-    ProgressBar bar(err, options.progress, runs * (floors.size() + modes.size()));
+    ProgressBar bar(err, options.progress, "bench", runs * (floors.size() + modes.size()),
+                    ProgressBar::Unit::steps);
+    std::uint64_t step = 0;
     // Rows take turns within each run, so a noisy moment hits all of them alike.
     for (unsigned run = 0; run < runs; ++run) {
       for (auto* rows : {&floors, &modes}) {
         for (Row& row : *rows) {
-          bar.step(row.name);
+          bar.update(step++, row.name);
           row.seconds.push_back(row.run());
         }
       }
@@ -329,6 +312,47 @@ int run_bench(const BenchOptions& options, std::ostream& out, std::ostream& err)
     const double read_warm_s = median(floors[2].seconds);
     const double memcpy_s = median(floors[3].seconds);
     const std::uint64_t copy_bytes = selection.tensor_bytes;
+
+    if (options.json) {
+      // Bandwidth ratios as in the table: the floors' bytes are the selection's file range.
+      const auto ratio = [&](double seconds, double floor_seconds) {
+        return (static_cast<double>(copy_bytes) / seconds) /
+               (static_cast<double>(selection.range_bytes) / floor_seconds);
+      };
+      std::vector<std::string> floor_rows;
+      for (const Row& row : floors) {
+        floor_rows.push_back(fmt::format("{{\"name\": {}, \"seconds\": {:.9f}, \"bytes\": {}}}",
+                                         json_string(row.name), median(row.seconds),
+                                         &row == &floors[0] ? 0 : selection.range_bytes));
+      }
+      std::vector<std::string> mode_rows;
+      for (const Row& row : modes) {
+        const double s = median(row.seconds);
+        if (row.name.starts_with("mmap")) {
+          mode_rows.push_back(fmt::format(
+              "{{\"name\": {}, \"seconds\": {:.9f}, \"bytes\": {}, \"ratio_to_open\": {:.4f}}}",
+              json_string(row.name), s, model_bytes, open_s > 0 ? s / open_s : 0));
+        } else {
+          mode_rows.push_back(fmt::format(
+              "{{\"name\": {}, \"seconds\": {:.9f}, \"bytes\": {}, \"ratio_to_read_new\": "
+              "{:.4f}, \"ratio_to_read_prefaulted\": {:.4f}, \"ratio_to_memcpy\": {:.4f}}}",
+              json_string(row.name), s, copy_bytes, ratio(s, read_s), ratio(s, read_warm_s),
+              ratio(s, memcpy_s)));
+        }
+      }
+      std::vector<std::string> note_texts;
+      for (const std::string& note : notes) note_texts.push_back(json_string(note));
+      out << fmt::format(
+          "{{\"path\": {}, \"format\": \"{}\", \"tensors\": {}, \"tensor_bytes\": {}, "
+          "\"convert\": {}, \"threads\": {}, \"runs\": {}, \"resident_before_bytes\": {}, "
+          "\"selected_tensors\": {}, \"selected_bytes\": {}, \"selected_range_bytes\": {}, "
+          "\"floors\": [{}], \"modes\": [{}], \"notes\": [{}]}}\n",
+          json_string(file), file_format_name(model.files()[0].format), model.tensors().size(),
+          model_bytes, json_string(convert_implementation()), options.threads, runs,
+          cold.resident_bytes, selection.names.size(), copy_bytes, selection.range_bytes,
+          fmt::join(floor_rows, ", "), fmt::join(mode_rows, ", "), fmt::join(note_texts, ", "));
+      return kExitOk;
+    }
 
     out << fmt::format("weightmap bench {}: {} tensors, {} of tensor data, {}\n", file,
                        model.tensors().size(), human_bytes(model_bytes),
@@ -415,10 +439,13 @@ Subcommand add_bench_command(CLI::App& parent) {
   command->add_option("--threads", parsed->options.threads, "Loader copy workers")
       ->check(CLI::Range(1u, 256u))
       ->capture_default_str();
+  command->add_flag("--json", parsed->options.json,
+                    "Print one JSON object: path, format, tensors, the selection, floors and "
+                    "modes (name, median seconds, bytes, ratios), notes");
   return {command, [parsed](std::ostream& out, std::ostream& err) {
             BenchOptions options = parsed->options;
             options.bytes_per_run = *parse_byte_size(parsed->bytes_per_run);
-            options.progress = ::isatty(STDERR_FILENO) == 1;
+            options.progress = !options.json && progress_wanted(err);
             return run_bench(options, out, err);
           }};
 }

@@ -20,9 +20,11 @@ struct BenchOptions {
   std::uint64_t bytes_per_run = std::uint64_t{1} << 30;
   unsigned threads = 2;   // loader copy workers
   bool progress = false;  // a progress bar on `err` (the CLI sets it when stderr is a TTY)
+  bool json = false;      // one JSON object instead of the table
 };
 
-// Prints the environment and the table to `out`. kExitError ("weightmap: FILE: ...") when the
+// Prints the environment and the table to `out` (with `json`, one JSON object: the same
+// figures, seconds as medians, ratios as numbers). kExitError ("weightmap: FILE: ...") when the
 // model cannot be read; kExitUsage when PATH is not one file.
 int run_bench(const BenchOptions& options, std::ostream& out, std::ostream& err);
 

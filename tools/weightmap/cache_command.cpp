@@ -17,6 +17,8 @@
 #include "weightmap/human_bytes.hpp"
 #include "weightmap/inspect.hpp"
 #include "weightmap/model_json.hpp"
+#include "weightmap/model_notes.hpp"
+#include "weightmap/progress_bar.hpp"
 
 namespace weightmap::cli {
 namespace {
@@ -24,35 +26,6 @@ namespace {
 // Prefetch reads this much per populate call, so the progress bar moves and a fault is
 // found near where it happened.
 constexpr std::uint64_t kPrefetchChunk = std::uint64_t{16} << 20;
-
-class ProgressBar {
- public:
-  ProgressBar(std::ostream& err, bool on, std::uint64_t total)
-      : err_(err), on_(on && total > 0), total_(total) {}
-
-  void update(std::uint64_t done) {
-    if (!on_) return;
-    constexpr std::size_t kWidth = 30;
-    const auto filled = static_cast<std::size_t>(done * kWidth / total_);
-    err_ << fmt::format("\rprefetching [{:<{}}] {:5.1f}% {} of {}   ", std::string(filled, '#'),
-                        kWidth, 100.0 * static_cast<double>(done) / static_cast<double>(total_),
-                        human_bytes(done), human_bytes(total_))
-         << std::flush;
-  }
-  void finish() {
-    if (on_) err_ << '\n';
-    on_ = false;
-  }
-  ~ProgressBar() { finish(); }  // a failed prefetch leaves the line ended
-
-  ProgressBar(const ProgressBar&) = delete;
-  ProgressBar& operator=(const ProgressBar&) = delete;
-
- private:
-  std::ostream& err_;
-  bool on_;
-  std::uint64_t total_;
-};
 
 std::vector<std::vector<loader::ByteRange>> tensor_ranges(const Model& model) {
   std::vector<std::vector<loader::ByteRange>> ranges(model.files().size());
@@ -89,7 +62,7 @@ void prefetch_tensors(const Model& model, const std::vector<std::shared_ptr<Mapp
   for (const auto& file_ranges : ranges) {
     for (const auto& range : file_ranges) total += range.bytes;
   }
-  ProgressBar bar(err, progress, total);
+  ProgressBar bar(err, progress, "prefetching", total);
   std::uint64_t done = 0;
   bar.update(0);
   for (std::uint32_t file = 0; file < ranges.size(); ++file) {
@@ -237,6 +210,7 @@ std::string component_of(std::string_view tensor_name, const std::vector<ModelSo
 int run_cache(const CacheOptions& options, std::ostream& out, std::ostream& err) {
   try {
     const Model model = open_model(options.sources);
+    print_model_notes(model, "cache", err);
     if (options.evict) {
       for (const ModelFile& file : model.files()) evict(file);
     }
@@ -303,9 +277,7 @@ Subcommand add_cache_command(CLI::App& parent) {
           [parsed, command, paths_option, prefix_option](std::ostream& out, std::ostream& err) {
             CacheOptions options = parsed->options;
             options.sources = sources_in_order(*command, paths_option, prefix_option);
-            // Only when `err` is the process's own stderr and that is a terminal (not a log
-            // file, not a test's string stream).
-            options.progress = &err == &std::cerr && ::isatty(STDERR_FILENO) == 1;
+            options.progress = progress_wanted(err);
             return run_cache(options, out, err);
           }};
 }

@@ -9,6 +9,7 @@
 #include "weightmap/error.hpp"
 #include "weightmap/inspect_text.hpp"
 #include "weightmap/model_json.hpp"
+#include "weightmap/model_notes.hpp"
 
 namespace weightmap::cli {
 namespace {
@@ -46,6 +47,7 @@ std::vector<ModelSource> sources_in_order(const CLI::App& command, const CLI::Op
 int run_inspect(const InspectOptions& options, std::ostream& out, std::ostream& err) {
   try {
     const Model model = open_model(options.sources);
+    print_model_notes(model, "inspect", err);
     const bool list_tensors = options.all || options.filter.has_value();
     const auto tensors = select_tensors(model, options.filter);
     if (options.json) {

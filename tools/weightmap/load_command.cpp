@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <thread>
 
@@ -15,8 +16,10 @@
 #include "weightmap/human_bytes.hpp"
 #include "weightmap/load.hpp"
 #include "weightmap/model_json.hpp"
+#include "weightmap/model_notes.hpp"
 #include "weightmap/power_of_two_option.hpp"
 #include "weightmap/proc_memory.hpp"
+#include "weightmap/progress_bar.hpp"
 #include "weightmap/tensor_checksum.hpp"
 
 namespace weightmap::cli {
@@ -36,13 +39,42 @@ std::string flags_warning(std::string text) {
   return text;
 }
 
-struct Requests {
-  std::vector<TensorRequest> requests;
-  std::size_t unconverted = 0;  // tensors kept in their own type: convert() has no such pair
+// A tensor kept in its own type: convert() has no such pair.
+struct Unconverted {
+  std::string tensor;
+  DType from = DType::F32;
+  DType to = DType::F32;
 };
 
+struct Requests {
+  std::vector<TensorRequest> requests;
+  std::vector<Unconverted> unconverted;
+};
+
+// One line per pair of types, not one per tensor (a real model has a thousand): the names
+// are in the JSON report.
+void warn_unconverted(const std::vector<Unconverted>& unconverted, std::ostream& err) {
+  std::vector<std::pair<DType, DType>> pairs;
+  for (const Unconverted& u : unconverted) {
+    if (std::find(pairs.begin(), pairs.end(), std::pair(u.from, u.to)) == pairs.end()) {
+      pairs.emplace_back(u.from, u.to);
+    }
+  }
+  for (const auto& [from, to] : pairs) {
+    const auto first = std::find_if(unconverted.begin(), unconverted.end(),
+                                    [&](const auto& u) { return u.from == from && u.to == to; });
+    const auto count = std::count_if(unconverted.begin(), unconverted.end(),
+                                     [&](const auto& u) { return u.from == from && u.to == to; });
+    err << fmt::format(
+        "weightmap load: warning: {} {} cannot be converted from {} to {}, loaded as {} (first: "
+        "{}; all in --json)\n",
+        count, count == 1 ? "tensor" : "tensors", dtype_name(from), dtype_name(to),
+        dtype_name(from), printable(first->tensor));
+  }
+}
+
 // One request per tensor, in file order, so the checksum sees bytes in file order.
-Requests make_requests(const Model& model, const LoadCommandOptions& options, std::ostream& err) {
+Requests make_requests(const Model& model, const LoadCommandOptions& options) {
   Requests out;
   out.requests.reserve(model.tensors().size());
   for (const TensorInfo& tensor : model.tensors()) {
@@ -55,10 +87,7 @@ Requests make_requests(const Model& model, const LoadCommandOptions& options, st
       if (can_convert(tensor.dtype, *options.dtype)) {
         request.dtype = options.dtype;
       } else {
-        ++out.unconverted;
-        err << fmt::format("weightmap load: {}: cannot convert {} to {}; loaded as {}\n",
-                           printable(tensor.name), dtype_name(tensor.dtype),
-                           dtype_name(*options.dtype), dtype_name(tensor.dtype));
+        out.unconverted.push_back({tensor.name, tensor.dtype, *options.dtype});
       }
     }
     out.requests.push_back(std::move(request));
@@ -68,7 +97,7 @@ Requests make_requests(const Model& model, const LoadCommandOptions& options, st
 
 struct Measured {
   LoadReport report;
-  std::size_t unconverted = 0;
+  std::vector<Unconverted> unconverted;
   std::uint64_t tensor_bytes = 0;  // bytes the caller got, all tensors
   double touch_seconds = 0;
   std::uint64_t checksum = 0;
@@ -123,6 +152,12 @@ void write_json(const Model& model, const Measured& m, std::ostream& out) {
   for (const std::string& note : r.notes) {
     notes += fmt::format("{}{}", notes.empty() ? "" : ", ", json_string(note));
   }
+  std::string unconverted;
+  for (const Unconverted& u : m.unconverted) {
+    unconverted += fmt::format("{}{{\"tensor\": {}, \"dtype\": \"{}\", \"requested\": \"{}\"}}",
+                               unconverted.empty() ? "" : ", ", json_string(u.tensor),
+                               dtype_name(u.from), dtype_name(u.to));
+  }
   std::string choices;
   for (const FileChoice& file : r.files) {
     choices += fmt::format(
@@ -144,8 +179,9 @@ void write_json(const Model& model, const Measured& m, std::ostream& out) {
       r.mapped_tensors, r.mapped_bytes, r.mapped_files);
   out << fmt::format("  \"loaded_tensors\": {},\n  \"loaded_bytes\": {},\n", r.loaded_tensors,
                      r.loaded_bytes);
-  out << fmt::format("  \"converted_tensors\": {},\n  \"unconverted_tensors\": {},\n",
-                     r.converted_tensors, m.unconverted);
+  out << fmt::format(
+      "  \"converted_tensors\": {},\n  \"unconverted_tensors\": {},\n  \"unconverted\": [{}],\n",
+      r.converted_tensors, m.unconverted.size(), unconverted);
   out << fmt::format("  \"reasons\": {{{}}},\n", reasons);
   out << fmt::format("  \"workers\": {},\n  \"peak_staging_bytes\": {},\n  \"cache_flags\": {},\n",
                      r.workers, r.peak_staging_bytes, json_string(r.cache.to_string()));
@@ -191,21 +227,41 @@ int run_load(const LoadCommandOptions& options, std::ostream& out, std::ostream&
 
   try {
     const Model model = open_model(options.sources);
+    print_model_notes(model, "load", err);
     Measured m;
     m.residency_before = page_cache_residency(model);
     m.memory_before = read_process_memory();
 
-    const Requests requests = make_requests(model, options, err);
-    m.unconverted = requests.unconverted;
+    Requests requests = make_requests(model, options);
+    warn_unconverted(requests.unconverted, err);
+    m.unconverted = std::move(requests.unconverted);
+    // The library calls back from one worker at a time; the bar is touched nowhere else
+    // until load() returned.
+    std::optional<ProgressBar> loading;
+    if (options.progress) {
+      load_options.progress = [&loading, &err](const LoadProgress& progress) {
+        if (!loading) loading.emplace(err, true, "loading", progress.bytes_total);
+        loading->update(progress.bytes_done);
+        return true;
+      };
+    }
     const LoadedModel loaded = load(model, requests.requests, load_options);
+    if (loading) loading->finish();
     m.report = loaded.report;
 
+    std::uint64_t touch_total = 0;
+    for (const TensorStorage& tensor : loaded.tensors) touch_total += tensor.bytes.size();
+    // Touching mapped tensors reads them from the disk when they are not in the page cache:
+    // on a cold cache this is where a mapped load spends its time.
+    ProgressBar touching(err, options.progress, "reading", touch_total);
     const auto touch_start = Clock::now();
     TensorChecksum checksum;
     for (const TensorStorage& tensor : loaded.tensors) {
       checksum.add(tensor);
       m.tensor_bytes += tensor.bytes.size();
+      touching.update(m.tensor_bytes);
     }
+    touching.finish();
     m.touch_seconds = seconds_since(touch_start);
     m.checksum = checksum.value();
 
@@ -333,6 +389,7 @@ Subcommand add_load_command(CLI::App& parent) {
             if (dtype_option->count() > 0) options.dtype = dtype_from_name(parsed->dtype);
             if (flags_option->count() > 0) options.flags = parsed->flags;
             if (alignment_option->count() > 0) options.alignment = parsed->alignment;
+            options.progress = !options.json && progress_wanted(err);
             return run_load(options, out, err);
           }};
 }

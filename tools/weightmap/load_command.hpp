@@ -29,7 +29,10 @@ struct LoadCommandOptions {
   // Alignment the reading device needs; nullopt: each tensor's natural alignment (of its
   // element or block), what ggml's CPU kernels need. 32 asks like a ggml allocator.
   std::optional<std::size_t> alignment;
-  bool json = false;          // one JSON object instead of text
+  bool json = false;  // one JSON object instead of text
+  // Progress bars on `err` while loading and while touching the bytes (the CLI sets it when
+  // stderr is a terminal and --json is off).
+  bool progress = false;
   unsigned hold_seconds = 0;  // keep everything loaded this long before returning
 };
 

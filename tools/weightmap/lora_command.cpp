@@ -15,6 +15,7 @@
 #include "weightmap/human_bytes.hpp"
 #include "weightmap/lora.hpp"
 #include "weightmap/model_json.hpp"
+#include "weightmap/model_notes.hpp"
 #include "weightmap/quantized_codec.hpp"
 
 namespace weightmap::cli {
@@ -165,6 +166,19 @@ ChosenRules choose_rules(const std::string& name, const Model& base) {
   return {lora_preset_rules(name), name};
 }
 
+// A file with no module is not a LoRA (a base model given by mistake, say): saying "0
+// modules" and going on would merge nothing or list nothing without a word why.
+LoraFile read_lora_with_modules(const std::string& path, const LoraReadOptions& options) {
+  LoraFile lora = read_lora(path, options);
+  if (lora.modules.empty()) {
+    const std::size_t tensors = lora.model.tensors().size();
+    throw Error(ErrorCode::not_found,
+                fmt::format("no LoRA modules in {} ({} tensor{}, none with a LoRA suffix)",
+                            lora.path(), tensors, tensors == 1 ? "" : "s"));
+  }
+  return lora;
+}
+
 }  // namespace
 
 std::string lora_rules_help() {
@@ -191,11 +205,12 @@ std::pair<std::string, float> parse_lora_argument(std::string_view text) {
 int run_lora_inspect(const LoraInspectCommandOptions& options, std::ostream& out,
                      std::ostream& err) {
   try {
-    const LoraFile lora = read_lora(options.lora, {options.alpha});
+    const LoraFile lora = read_lora_with_modules(options.lora, {options.alpha});
     std::optional<LoraMatch> match;
     std::string shown;
     if (options.base) {
       const Model base = open_model(*options.base);
+      print_model_notes(base, "lora inspect", err);
       const ChosenRules chosen = choose_rules(options.rules, base);
       match = match_lora(lora, base, chosen.rules);
       shown = chosen.shown;
@@ -215,12 +230,13 @@ int run_lora_inspect(const LoraInspectCommandOptions& options, std::ostream& out
 int run_lora_merge(const LoraMergeCommandOptions& options, std::ostream& out, std::ostream& err) {
   try {
     const Model base = open_model(options.base);
+    print_model_notes(base, "lora merge", err);
     const ChosenRules chosen = choose_rules(options.rules, base);
     std::vector<LoraUse> uses;
     std::size_t patches = 0;
     for (const auto& argument : options.loras) {
       auto [path, multiplier] = parse_lora_argument(argument);
-      auto lora = std::make_shared<const LoraFile>(read_lora(path, {options.alpha}));
+      auto lora = std::make_shared<const LoraFile>(read_lora_with_modules(path, {options.alpha}));
       LoraMatch match = match_lora(*lora, base, chosen.rules, options.strict);
       if (!match.unmatched.empty()) {
         err << fmt::format(
@@ -248,6 +264,25 @@ int run_lora_merge(const LoraMergeCommandOptions& options, std::ostream& out, st
     merge.format = options.output.ends_with(".gguf") ? FileFormat::gguf : FileFormat::safetensors;
     merge.quantized = quantized_codec();
     const WrittenFile written = write_merged_model(base, uses, options.output, merge);
+    if (options.json) {
+      std::vector<std::string> loras;
+      for (const LoraUse& use : uses) {
+        std::vector<std::string> unmatched;
+        for (const auto& module : use.match.unmatched)
+          unmatched.push_back(json_string(module.module));
+        loras.push_back(
+            fmt::format("{{\"path\": {}, \"multiplier\": {}, \"modules\": {}, \"patches\": {}, "
+                        "\"unmatched\": [{}]}}",
+                        json_string(use.lora->path()), use.multiplier, use.lora->modules.size(),
+                        use.match.targets.size(), fmt::join(unmatched, ", ")));
+      }
+      out << fmt::format(
+          "{{\"path\": {}, \"base\": {}, \"format\": \"{}\", \"tensors\": {}, \"bytes\": {}, "
+          "\"patches\": {}, \"loras\": [{}]}}\n",
+          json_string(options.output), json_string(options.base), file_format_name(merge.format),
+          base.tensors().size(), written.size, patches, fmt::join(loras, ", "));
+      return kExitOk;
+    }
     out << fmt::format("wrote {} ({}, {} tensors, {}): {} patches from {} LoRA{}\n", options.output,
                        file_format_name(merge.format), base.tensors().size(),
                        human_bytes(written.size), patches, uses.size(),
@@ -308,6 +343,9 @@ Subcommand add_lora_command(CLI::App& parent) {
   merge->add_option("--rules", parsed->merge.rules, lora_rules_help())->capture_default_str();
   merge->add_flag("--strict", parsed->merge.strict,
                   "A LoRA module that matches no base tensor is an error");
+  merge->add_flag("--json", parsed->merge.json,
+                  "Print one JSON object (path, base, format, tensors, bytes, patches, loras: "
+                  "path, multiplier, modules, patches, unmatched)");
 
   return {command, [=](std::ostream& out, std::ostream& err) {
             if (inspect->parsed()) {

@@ -31,6 +31,7 @@ struct LoraMergeCommandOptions {
   std::optional<float> alpha;
   bool strict = false;         // a module matching no base tensor is an error, not a warning
   std::string rules = "auto";  // as LoraInspectCommandOptions::rules
+  bool json = false;           // one JSON object instead of the line
 };
 
 // The --rules help text: the values it takes.

@@ -1,6 +1,7 @@
 #include "weightmap/realign_command.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <CLI/CLI.hpp>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "io/replacing_output.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/human_bytes.hpp"
+#include "weightmap/model_json.hpp"
 #include "weightmap/power_of_two_option.hpp"
 
 namespace weightmap::cli {
@@ -53,6 +55,22 @@ void write_result(const RealignCommandOptions& options, const RealignResult& res
          "(loaders that want exactly the model's tensors may refuse them)\n";
 }
 
+void write_json(const RealignCommandOptions& options, const RealignResult& result,
+                std::ostream& out) {
+  std::vector<std::string> unaligned;
+  for (const auto& [name, offset] : result.unaligned) {
+    unaligned.push_back(
+        fmt::format("{{\"tensor\": {}, \"offset\": {}}}", json_string(name), offset));
+  }
+  out << fmt::format(
+      "{{\"path\": {}, \"input\": {}, \"format\": \"{}\", \"tensors\": {}, \"bytes\": {}, "
+      "\"alignment\": {}, \"reordered\": {}, \"padding_tensors\": {}, \"padding_bytes\": {}, "
+      "\"unaligned\": [{}]}}\n",
+      json_string(options.output), json_string(options.input), file_format_name(result.format),
+      result.tensors, result.size, options.realign.alignment, result.reordered,
+      result.padding_tensors, result.padding_bytes, fmt::join(unaligned, ", "));
+}
+
 }  // namespace
 
 int run_realign(const RealignCommandOptions& options, std::ostream& out, std::ostream& err) {
@@ -75,7 +93,11 @@ int run_realign(const RealignCommandOptions& options, std::ostream& out, std::os
   }
   try {
     const RealignResult result = realign(options.input, options.output, options.realign);
-    write_result(options, result, out);
+    if (options.json) {
+      write_json(options, result, out);
+    } else {
+      write_result(options, result, out);
+    }
     return kExitOk;
   } catch (const Error& e) {
     err << "weightmap: " << e.what() << '\n';
@@ -105,6 +127,9 @@ Subcommand add_realign_command(CLI::App& parent) {
   command->add_flag("--padding-tensors", parsed->realign.padding_tensors,
                     "safetensors: fill the gaps that reordering cannot avoid with extra U8 "
                     "tensors named __padding_N__, so every tensor of the model is aligned");
+  command->add_flag("--json", parsed->json,
+                    "Print one JSON object (path, input, format, tensors, bytes, alignment, "
+                    "reordered, padding_tensors, padding_bytes, unaligned)");
 
   return {command, [parsed](std::ostream& out, std::ostream& err) {
             return run_realign(*parsed, out, err);

@@ -15,11 +15,13 @@ struct RealignCommandOptions {
   std::string input;
   std::string output;
   RealignOptions realign;
+  bool json = false;  // one JSON object instead of text
 };
 
 // Prints what was written, the order change, padding tensors and any tensor left off the
-// alignment (with what would align it) to `out`. On weightmap::Error prints
-// "weightmap: " + what() to `err` and returns kExitError.
+// alignment (with what would align it) to `out`; with `json`, one JSON object (path, input,
+// format, tensors, bytes, alignment, reordered, padding_tensors, padding_bytes, unaligned). On
+// weightmap::Error prints "weightmap: " + what() to `err` and returns kExitError.
 int run_realign(const RealignCommandOptions& options, std::ostream& out, std::ostream& err);
 
 // Adds the `realign` subcommand to `parent`.

@@ -9,6 +9,7 @@
 
 #include "weightmap/error.hpp"
 #include "weightmap/human_bytes.hpp"
+#include "weightmap/model_json.hpp"
 #include "weightmap/sample_model.hpp"
 #include "weightmap/writer.hpp"
 
@@ -63,6 +64,21 @@ int run_sample(const SampleOptions& options, std::ostream& out, std::ostream& er
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (options.json) {
+    // The data area less the alignment padding between tensors.
+    std::uint64_t tensor_bytes = 0;
+    for (const TensorToWrite& tensor : tensors) {
+      std::uint64_t elements = 1;
+      for (const std::uint64_t dim : tensor.shape) elements *= dim;
+      tensor_bytes += dtype_bytes_for(tensor.dtype, elements).value_or(0);
+    }
+    out << fmt::format(
+        "{{\"path\": {}, \"format\": \"{}\", \"dtype\": \"{}\", \"tensors\": {}, "
+        "\"tensor_bytes\": {}, \"bytes\": {}, \"seconds\": {:.6f}}}\n",
+        json_string(options.path), file_format_name(options.format), dtype_name(options.dtype),
+        tensors.size(), tensor_bytes, written.size, seconds);
+    return kExitOk;
+  }
   out << fmt::format("wrote {}: {} tensors, {} {} ({} bytes) in {:.2f} s ({:.2f} GB/s)\n",
                      options.path, tensors.size(), human_bytes(written.size),
                      file_format_name(options.format), written.size, seconds,
@@ -112,6 +128,9 @@ Subcommand add_sample_command(CLI::App& parent) {
                     "Lay the safetensors file out as Hugging Face's writer does: norms and "
                     "biases f32, an i64 position_ids, tensors sorted by element size then name "
                     "(on 8-byte boundaries, rarely on 32)");
+  command->add_flag("--json", parsed->options.json,
+                    "Print one JSON object (path, format, dtype, tensors, tensor_bytes, bytes, "
+                    "seconds)");
 
   return {command, [parsed](std::ostream& out, std::ostream& err) {
             SampleOptions options = parsed->options;

@@ -24,9 +24,11 @@ struct SampleOptions {
   // hugging_face_checkpoint, in its order): f32 norms and biases, an i64 position_ids, tensors
   // on 8-byte boundaries.
   bool hugging_face = false;
+  bool json = false;  // one JSON object instead of the line
 };
 
-// Writes the model and prints one line about it to `out`. Returns kExitUsage (with a message
+// Writes the model and prints one line about it to `out` (with `json`, one JSON object:
+// path, format, dtype, tensors, tensor_bytes, bytes, seconds). Returns kExitUsage (with a message
 // on `err`) for a combination the command line cannot ask for (a quantized dtype in
 // safetensors, a size too small for the tensor count), kExitError when writing fails.
 int run_sample(const SampleOptions& options, std::ostream& out, std::ostream& err);

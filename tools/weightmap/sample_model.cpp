@@ -133,8 +133,17 @@ bool sample_dtype_supported(DType dtype, bool gguf) {
   }
 }
 
-std::vector<TensorToWrite> plan_sample_tensors(std::uint64_t total_bytes, std::size_t count,
-                                               DType dtype) {
+namespace {
+
+// The plan for `total_bytes`, and the bytes it adds up to. Without `named` the names are left
+// empty (the search for the smallest size that fits runs many plans).
+struct SamplePlan {
+  std::vector<TensorToWrite> tensors;
+  std::uint64_t used = 0;
+  bool fits = false;  // within 1% of the size asked for
+};
+
+SamplePlan plan_tensors(std::uint64_t total_bytes, std::size_t count, DType dtype, bool named) {
   const DTypeInfo& info = dtype_info(dtype);
   const Sizer sizer{static_cast<double>(info.block_bytes) / info.block_size, info.block_size};
   const bool plain = info.block_size == 1;
@@ -155,9 +164,10 @@ std::vector<TensorToWrite> plan_sample_tensors(std::uint64_t total_bytes, std::s
   std::uint64_t used = 0;
   for (std::size_t i = 0; i < n_small; ++i) {
     const std::uint64_t channels = std::min(kChannels[i % kChannels.size()], small_channels_cap);
-    tensors.push_back({block_name(i / kSmallParts.size(), kSmallParts[i % kSmallParts.size()]),
-                       dtype,
-                       {channels}});
+    tensors.push_back(
+        {named ? block_name(i / kSmallParts.size(), kSmallParts[i % kSmallParts.size()]) : "",
+         dtype,
+         {channels}});
     used += sizer.bytes(tensors.back().shape);
   }
   // The middle band shares half of what is left; sizes vary 1/4x..4x around the mean (a
@@ -180,15 +190,17 @@ std::vector<TensorToWrite> plan_sample_tensors(std::uint64_t total_bytes, std::s
       if (conv_every != 0 && i % conv_every == 2) {
         const std::uint64_t out = sizer.rows_for(target / 9, in);
         tensors.push_back(
-            {block_name(convs / kConvParts.size(), kConvParts[convs % kConvParts.size()]),
+            {named ? block_name(convs / kConvParts.size(), kConvParts[convs % kConvParts.size()])
+                   : "",
              dtype,
              {out, in, 3, 3}});
         ++convs;
       } else {
-        tensors.push_back(
-            {block_name(linears / kLinearParts.size(), kLinearParts[linears % kLinearParts.size()]),
-             dtype,
-             {sizer.rows_for(target, in), in}});
+        tensors.push_back({named ? block_name(linears / kLinearParts.size(),
+                                              kLinearParts[linears % kLinearParts.size()])
+                                 : "",
+                           dtype,
+                           {sizer.rows_for(target, in), in}});
         ++linears;
       }
       used += sizer.bytes(tensors.back().shape);
@@ -208,18 +220,57 @@ std::vector<TensorToWrite> plan_sample_tensors(std::uint64_t total_bytes, std::s
                                                            (kBigColumns * sizer.element_bytes)))
                        : sizer.rows_for(target, kBigColumns);
     tensors.push_back({kBigNames[i], dtype, {rows, kBigColumns}});
+    const double miss =
+        std::fabs(static_cast<double>(used + sizer.bytes(tensors.back().shape)) - total);
+    if (i + 1 == n_big && miss > total / 100 && target > 0) {
+      // Rows of 1280 are too coarse for 1% of a small size (whole sizes would be left out
+      // between the ones that fit): the last tensor takes the rest in blocks, one row.
+      const auto blocks = static_cast<std::uint64_t>(
+          target / (sizer.element_bytes * static_cast<double>(info.block_size)));
+      tensors.back().shape = {std::max<std::uint64_t>(1, blocks) * info.block_size};
+    }
     used += sizer.bytes(tensors.back().shape);
   }
 
   const double miss = std::fabs(static_cast<double>(used) - total);
-  if (miss > total / 100) {
-    throw Error(ErrorCode::invalid_argument,
-                fmt::format("{} tensors of {} need at least {} bytes; {} bytes is too small", count,
-                            info.name, used, total_bytes));
+  return {std::move(tensors), used, miss <= total / 100};
+}
+
+// The smallest size above `too_small` (which does not fit) whose plan fits: doubling to a
+// size that fits, then bisecting, so what the error states works when retried. Checked by
+// scanning: below it nothing fits; above it everything does for real tensor counts, while a
+// model of a handful of tensors still has a few sizes above it whose first large tensors
+// round past 1% (rows of 1280 elements).
+std::uint64_t smallest_fitting_size(std::uint64_t too_small, std::size_t count, DType dtype) {
+  std::uint64_t low = too_small;  // does not fit
+  std::uint64_t high = std::max<std::uint64_t>(too_small, 1);
+  while (!plan_tensors(high, count, dtype, false).fits) {
+    if (high >= (std::uint64_t{1} << 62)) return high;
+    low = high;
+    high *= 2;
   }
-  std::sort(tensors.begin(), tensors.end(),
+  while (high - low > 1) {
+    const std::uint64_t middle = low + (high - low) / 2;
+    (plan_tensors(middle, count, dtype, false).fits ? high : low) = middle;
+  }
+  return high;
+}
+
+}  // namespace
+
+std::vector<TensorToWrite> plan_sample_tensors(std::uint64_t total_bytes, std::size_t count,
+                                               DType dtype) {
+  SamplePlan plan = plan_tensors(total_bytes, count, dtype, true);
+  if (!plan.fits) {
+    const std::uint64_t smallest = smallest_fitting_size(total_bytes, count, dtype);
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("{} tensors of {} do not fit in {} bytes (within 1%); the smallest "
+                            "size that fits is {} bytes (--size {})",
+                            count, dtype_info(dtype).name, total_bytes, smallest, smallest));
+  }
+  std::sort(plan.tensors.begin(), plan.tensors.end(),
             [](const TensorToWrite& a, const TensorToWrite& b) { return a.name < b.name; });
-  return tensors;
+  return std::move(plan.tensors);
 }
 
 std::vector<TensorToWrite> hugging_face_checkpoint(std::vector<TensorToWrite> tensors) {
