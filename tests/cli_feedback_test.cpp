@@ -13,6 +13,7 @@
 #include "support/cli_run.hpp"
 #include "support/json_dom.hpp"
 #include "support/safetensors_bytes.hpp"
+#include "support/temp_dir.hpp"
 #include "weightmap/bench_command.hpp"
 #include "weightmap/cli.hpp"
 #include "weightmap/load_command.hpp"

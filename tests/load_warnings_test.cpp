@@ -11,6 +11,7 @@
 
 #include "support/cli_run.hpp"
 #include "support/safetensors_bytes.hpp"
+#include "support/temp_dir.hpp"
 #include "support/unprivileged_child.hpp"
 #include "weightmap/load.hpp"
 #include "weightmap/model.hpp"

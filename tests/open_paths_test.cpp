@@ -16,6 +16,7 @@
 
 #include "support/gguf_bytes.hpp"
 #include "support/safetensors_bytes.hpp"
+#include "support/temp_dir.hpp"
 #include "support/unprivileged_child.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/mapped_file.hpp"
