@@ -15,6 +15,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 jobs=${WEIGHTMAP_JOBS:-2}
+# A failed GGML_ASSERT in a test makes ggml start gdb on the process for a backtrace, which can
+# sit for ever on a loaded machine: fail at once instead.
+export GGML_NO_BACKTRACE=1
 
 step() { printf '\n== %s (%ds)\n' "$*" "$SECONDS"; }
 

@@ -247,10 +247,11 @@ class Model(collections.abc.Mapping):
 
     # --- LoRA ----------------------------------------------------------------------------
 
-    def apply_lora(self, lora, multiplier=1.0, preset="sd", strict=False):
+    def apply_lora(self, lora, multiplier=1.0, preset="auto", strict=False):
         """Patches the tensors `lora` targets in place (W += multiplier * alpha / rank *
         up x down), so arrays already handed out show the patched values. The model must be
-        opened with writable=True. Returns an id for undo_lora."""
+        opened with writable=True. `preset`: "auto" (detected from the model's names), "sd1",
+        "sd2", "sdxl", "flux", "sd" or "plain". Returns an id for undo_lora."""
         check(_capi.lib.weightmap_lora_match(lora._handle, self._model, preset.encode(),
                                              1 if strict else 0, None, None))
         if not self._patcher:
