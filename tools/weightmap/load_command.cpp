@@ -60,11 +60,13 @@ void warn_unconverted(const std::vector<Unconverted>& unconverted, std::ostream&
       pairs.emplace_back(u.from, u.to);
     }
   }
-  for (const auto& [from, to] : pairs) {
-    const auto first = std::find_if(unconverted.begin(), unconverted.end(),
-                                    [&](const auto& u) { return u.from == from && u.to == to; });
-    const auto count = std::count_if(unconverted.begin(), unconverted.end(),
-                                     [&](const auto& u) { return u.from == from && u.to == to; });
+  for (const std::pair<DType, DType>& pair : pairs) {
+    // Not a structured binding: clang 14 cannot capture those in a lambda.
+    const DType from = pair.first;
+    const DType to = pair.second;
+    const auto of_pair = [from, to](const Unconverted& u) { return u.from == from && u.to == to; };
+    const auto first = std::find_if(unconverted.begin(), unconverted.end(), of_pair);
+    const auto count = std::count_if(unconverted.begin(), unconverted.end(), of_pair);
     err << fmt::format(
         "weightmap load: warning: {} {} cannot be converted from {} to {}, loaded as {} (first: "
         "{}; all in --json)\n",
