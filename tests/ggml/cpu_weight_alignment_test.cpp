@@ -82,8 +82,10 @@ ggml_tensor* input(ggml_context* ctx, std::vector<std::int64_t> ne, std::uint32_
 // An aligned allocation wrapped like a mapping: one CPU host-pointer buffer over all of it.
 class HostPointerBuffer {
  public:
+  // aligned_alloc wants a size that is a multiple of the alignment.
   explicit HostPointerBuffer(std::size_t size)
-      : memory_(static_cast<std::byte*>(std::aligned_alloc(4096, size)), std::free) {
+      : memory_(static_cast<std::byte*>(std::aligned_alloc(4096, (size + 4095) / 4096 * 4096)),
+                std::free) {
     std::memset(memory_.get(), 0, size);
     buffer_ = ggml_backend_cpu_buffer_from_ptr(memory_.get(), size);
   }
