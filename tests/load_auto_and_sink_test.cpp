@@ -16,6 +16,7 @@
 
 #include "io/file_facts.hpp"
 #include "load/copy_workers.hpp"
+#include "support/page_cache_drop.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "support/temp_dir.hpp"
 #include "weightmap/convert.hpp"
@@ -281,11 +282,7 @@ TEST(AutoMode, MapsHostTensorsAndReadsDeviceTensorsFromTheCacheWhenResident) {
 
 TEST(AutoMode, ReadsDeviceTensorsDroppingPagesBehindWhenTheFileIsNotCached) {
   const Fixture fx(two_tensors());
-  const int fd = ::open(fx.path.c_str(), O_RDONLY | O_CLOEXEC);
-  ASSERT_GE(fd, 0);
-  ::fdatasync(fd);  // dirty pages cannot be dropped
-  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-  ::close(fd);
+  ASSERT_TRUE(testing::drop_from_page_cache(fx.path));
   const TensorInfo* w = fx.model.find("w");
   const io::FileRange range{w->offset, w->nbytes};
   if (io::cached_bytes(fx.path, fx.bytes.size(), std::span(&range, 1)) > w->nbytes / 2) {

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "support/page_cache_drop.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "support/temp_dir.hpp"
 #include "weightmap/cache_policy.hpp"
@@ -114,14 +115,7 @@ std::string write_model(const TempDir& dir, const std::string& name, std::uint64
   return path;
 }
 
-// Out of the page cache: written back first, since dirty pages cannot be dropped.
-void make_cold(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  ASSERT_GE(fd, 0);
-  ::fdatasync(fd);
-  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-  ::close(fd);
-}
+void make_cold(const std::string& path) { ASSERT_TRUE(testing::drop_from_page_cache(path)); }
 
 std::uint64_t rss_anon_bytes() {
   std::ifstream status("/proc/self/status");

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "support/page_cache_drop.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "support/temp_dir.hpp"
 #include "weightmap/error.hpp"
@@ -55,12 +56,7 @@ struct Fixture {
   // Writes the file out and drops it from the page cache, so there is something to prefetch.
   // False where the cache keeps it (tmpfs).
   bool evict() const {
-    const int fd = ::open(path.c_str(), O_RDONLY);
-    if (fd < 0) return false;
-    ::fsync(fd);
-    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    ::close(fd);
-    return page_cache_residency(model).resident_bytes == 0;
+    return testing::drop_from_page_cache(path) && page_cache_residency(model).resident_bytes == 0;
   }
 };
 
