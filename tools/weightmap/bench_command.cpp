@@ -1,21 +1,23 @@
 #include "weightmap/bench_command.hpp"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <fmt/ranges.h>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <ostream>
 #include <set>
 
+#include "weightmap/bench_baseline.hpp"
+#include "weightmap/bench_cold.hpp"
+#include "weightmap/bench_file_read.hpp"
+#include "weightmap/bench_fill.hpp"
+#include "weightmap/bench_machine.hpp"
+#include "weightmap/bench_report.hpp"
+#include "weightmap/bench_rows.hpp"
 #include "weightmap/convert.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/human_bytes.hpp"
@@ -37,56 +39,14 @@ double seconds_of(const std::function<void()>& work) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const std::size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
-
 // Rows that take microseconds (the index-only open, mmap) are run this many times per run and
 // give their median: one sample of a few hundred microseconds is mostly scheduler noise.
 constexpr int kQuickRepeats = 15;
-
-// "0.1421 s", or "0.142 ms" below 10 ms (the open and mapped rows), 10 characters wide.
-std::string duration_text(double seconds) {
-  return seconds < 0.01 ? fmt::format("{:>7.3f} ms", seconds * 1e3)
-                        : fmt::format("{:>8.4f} s", seconds);
-}
 
 double median_of_repeats(const std::function<double()>& work) {
   std::vector<double> seconds;
   for (int i = 0; i < kQuickRepeats; ++i) seconds.push_back(work());
   return median(std::move(seconds));
-}
-
-class Fd {
- public:
-  explicit Fd(const std::string& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
-    if (fd_ < 0) throw Error(ErrorCode::io, std::strerror(errno), {.file = path});
-  }
-  ~Fd() { ::close(fd_); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-// pread() until `out` is full: the floor every copy path is compared with.
-void read_fully(const std::string& path, std::uint64_t offset, std::span<std::byte> out) {
-  const Fd fd(path);
-  std::size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n =
-        ::pread(fd.get(), out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      throw Error(ErrorCode::io, n < 0 ? std::strerror(errno) : "file ended early",
-                  {.file = path, .offset = offset + done});
-    }
-    done += static_cast<std::size_t>(n);
-  }
 }
 
 // The bytes a run copies: the first tensors in file order, up to the per-run bound.
@@ -96,6 +56,7 @@ struct Selection {
   std::uint64_t range_bytes = 0;
   std::uint64_t tensor_bytes = 0;
   std::size_t convertible = 0;  // tensors convert() can turn into f32 (and are not f32)
+  bool strided = false;         // a tensor not stored row-major (PyTorch checkpoints)
 };
 
 Selection select_tensors(const Model& model, std::uint64_t bound) {
@@ -112,25 +73,48 @@ Selection select_tensors(const Model& model, std::uint64_t bound) {
     s.tensor_bytes += t->nbytes;
     end = std::max(end, t->offset + t->nbytes);
     if (t->dtype != DType::F32 && can_convert(t->dtype, DType::F32)) ++s.convertible;
+    if (!t->strides.empty()) s.strided = true;
   }
   s.range_bytes = end - s.offset;
   return s;
 }
 
-struct Row {
-  std::string name;
-  std::function<double()> run;  // one run's seconds
-  std::vector<double> seconds;
-};
+// The baseline's work list: the selected tensors of `model` in file order, as f32 where
+// `dtype` asks for it and convert() can (the same rule as the loader rows' requests).
+std::vector<BaselineTensor> baseline_tensors(const Model& model,
+                                             const std::set<std::string>& chosen,
+                                             std::optional<DType> dtype) {
+  std::vector<BaselineTensor> out;
+  for (const TensorInfo& t : model.tensors()) {
+    if (chosen.count(t.name) == 0) continue;
+    const bool converts = dtype && t.dtype != *dtype && can_convert(t.dtype, *dtype);
+    out.push_back({t.offset, t.nbytes, t.dtype, converts ? *dtype : t.dtype, t.element_count()});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const BaselineTensor& a, const BaselineTensor& b) { return a.offset < b.offset; });
+  return out;
+}
 
-std::string gbps(std::uint64_t bytes, double seconds) {
-  return seconds > 0 ? fmt::format("{:.2f}", static_cast<double>(bytes) / seconds / 1e9) : "-";
+// Runs `order`'s rows once each, starting at a different row every run, so that over the runs
+// no row always goes first (after a warm-up or a drop, the VM's host cache favours that one).
+template <typename Step>
+void run_rotated(const std::vector<std::size_t>& order, unsigned run, unsigned runs,
+                 const Step& step) {
+  const std::size_t n = order.size();
+  if (n == 0) return;
+  const std::size_t first = static_cast<std::size_t>(run) * n / runs;
+  for (std::size_t k = 0; k < n; ++k) step(order[(first + k) % n]);
 }
 
 }  // namespace
 
 int run_bench(const BenchOptions& options, std::ostream& out, std::ostream& err) {
   try {
+    BenchResult result;
+    result.date = utc_now();
+    result.load_average_start = load_average();
+    result.machine = machine_facts();
+
     const Model model = open_model(options.path);
     print_model_notes(model, "bench", err);
     if (model.files().size() != 1) {
@@ -140,18 +124,21 @@ int run_bench(const BenchOptions& options, std::ostream& out, std::ostream& err)
     }
     const std::string& file = model.files()[0].path;
     const Selection selection = select_tensors(model, options.bytes_per_run);
+    const std::set<std::string> chosen(selection.names.begin(), selection.names.end());
     std::uint64_t model_bytes = 0;
     for (const TensorInfo& t : model.tensors()) model_bytes += t.nbytes;
 
-    // Warm the page cache once (untimed): every row measures the warm case.
-    const Residency cold = page_cache_residency(model);
-    {
+    // Warm the page cache (untimed): every row but the cold ones measures the warm case.
+    const auto warm_up = [&] {
       std::vector<std::byte> chunk(std::size_t{8} << 20);
+      const ReadOnlyFd fd(file);
       for (std::uint64_t at = 0; at < model.files()[0].size; at += chunk.size()) {
         const std::uint64_t n = std::min<std::uint64_t>(chunk.size(), model.files()[0].size - at);
-        read_fully(file, at, std::span(chunk).first(static_cast<std::size_t>(n)));
+        read_fully(fd, at, std::span(chunk).first(static_cast<std::size_t>(n)));
       }
-    }
+    };
+    const Residency before = page_cache_residency(model);
+    warm_up();
 
     // Requests: every tensor for the mapped rows, the selection for copies and conversion.
     // With `into`, each request names its destination in that buffer (the caller's memory,
@@ -161,7 +148,6 @@ int run_bench(const BenchOptions& options, std::ostream& out, std::ostream& err)
                               std::vector<std::byte>* into = nullptr,
                               std::size_t* into_bytes = nullptr) {
       std::vector<TensorRequest> out_requests;
-      const std::set<std::string> chosen(selection.names.begin(), selection.names.end());
       std::size_t at = 0;
       for (const TensorInfo& t : model.tensors()) {
         if (!all && chosen.count(t.name) == 0) continue;
@@ -200,6 +186,15 @@ int run_bench(const BenchOptions& options, std::ostream& out, std::ostream& err)
     const auto selected_into = requests(false, std::nullopt, &callers_buffer, &copy_into_bytes);
     const auto selected_f32_into =
         requests(false, DType::F32, &callers_buffer, &convert_into_bytes);
+    // What a conversion of the selection to f32 writes (tensors that stay as they are count
+    // at their own size).
+    std::uint64_t fill_bytes = 0;
+    for (const TensorInfo& t : model.tensors()) {
+      if (chosen.count(t.name) == 0) continue;
+      const bool converts = t.dtype != DType::F32 && can_convert(t.dtype, DType::F32);
+      fill_bytes +=
+          converts ? dtype_bytes_for(DType::F32, t.element_count()).value_or(t.nbytes) : t.nbytes;
+    }
 
     std::set<std::string> notes;
     const auto load_options = [&](bool mmap, bool direct, bool populate, bool hugepage = false) {
@@ -223,15 +218,32 @@ int run_bench(const BenchOptions& options, std::ostream& out, std::ostream& err)
       for (const auto& note : loaded->report.notes) notes.insert(note);
       return seconds;
     };
+    const auto timed_baseline = [&](std::optional<DType> dtype) {
+      // Timed as the loader rows are: open and index, then load; freeing is not part of it.
+      std::optional<Model> opened;
+      std::optional<BaselineBuffers> buffers;
+      const auto start = Clock::now();
+      opened = open_model(options.path);
+      buffers = baseline_load(file, baseline_tensors(*opened, chosen, dtype), options.threads);
+      return std::chrono::duration<double>(Clock::now() - start).count();
+    };
+    const auto timed_fill = [&](bool huge_pages) {
+      std::optional<FilledBuffer> filled;
+      const auto start = Clock::now();
+      filled.emplace(
+          fill_fresh_buffer(static_cast<std::size_t>(fill_bytes), options.threads, huge_pages));
+      return std::chrono::duration<double>(Clock::now() - start).count();
+    };
 
     // The memcpy floor's buffers are pre-faulted once: it measures memory bandwidth alone.
     std::vector<std::byte> memcpy_src(range);
     const std::span<std::byte> memcpy_dst = std::span(callers_buffer).first(range);
     read_fully(file, selection.offset, memcpy_src);
 
-    std::vector<Row> floors = {
-        {"index-only open",
-         [&] {
+    const std::uint64_t copy_bytes = selection.tensor_bytes;
+    std::vector<BenchRow> rows;
+    const auto add = [&](BenchRow row) { rows.push_back(std::move(row)); };
+    add({.name = "index-only open", .kind = RowKind::open, .run = [&] {
            return median_of_repeats([&] {
              // As in the mapped rows: opening is timed, freeing is not.
              std::optional<Model> opened;
@@ -239,171 +251,185 @@ int run_bench(const BenchOptions& options, std::ostream& out, std::ostream& err)
              opened = open_model(options.path);
              return std::chrono::duration<double>(Clock::now() - start).count();
            });
-         },
-         {}},
-        {"read() into a new buffer",
-         [&] {
-           return seconds_of([&] {
-             // A fresh allocation, as a loader's buffers are: its page faults count.
-             const std::unique_ptr<std::byte[]> buffer(new std::byte[range]);
-             read_fully(file, selection.offset, std::span(buffer.get(), range));
-           });
-         },
-         {}},
-        {"read() into a pre-faulted buffer",
-         [&] { return seconds_of([&] { read_fully(file, selection.offset, memcpy_dst); }); },
-         {}},
-        {"memcpy (pre-faulted)",
-         [&] {
-           return seconds_of([&] { std::memcpy(memcpy_dst.data(), memcpy_src.data(), range); });
-         },
-         {}},
-    };
-    std::vector<Row> modes = {
-        {"mmap",
-         [&] {
-           return median_of_repeats(
-               [&] { return timed_load(all_mapped, load_options(true, false, false)); });
-         },
-         {}},
-        {"mmap + populate",
-         [&] { return timed_load(all_mapped, load_options(true, false, true)); },
-         {}},
-        {"pread copy", [&] { return timed_load(selected, load_options(false, false, false)); }, {}},
-        {"pread copy, caller's buffers",
-         [&] { return timed_load(selected_into, load_options(false, false, false)); },
-         {}},
-        {"O_DIRECT copy",
-         [&] { return timed_load(selected, load_options(false, true, false)); },
-         {}},
-    };
-    const bool can_convert_rows = selection.convertible > 0;
-    if (can_convert_rows) {
-      modes.push_back({"convert to f32",
-                       [&] { return timed_load(selected_f32, load_options(true, false, false)); },
-                       {}});
-      modes.push_back(
-          {"convert to f32, hugepage buffers",
-           [&] { return timed_load(selected_f32, load_options(true, false, false, true)); },
-           {}});
-      modes.push_back(
-          {"convert to f32, caller's buffers",
-           [&] { return timed_load(selected_f32_into, load_options(true, false, false)); },
-           {}});
+         }});
+    add({.name = "read() into a new buffer",
+         .kind = RowKind::read,
+         .run =
+             [&] {
+               return seconds_of([&] {
+                 // A fresh allocation, as a loader's buffers are: its page faults count.
+                 const std::unique_ptr<std::byte[]> buffer(new std::byte[range]);
+                 read_fully(file, selection.offset, std::span(buffer.get(), range));
+               });
+             },
+         .bytes = selection.range_bytes});
+    add({.name = "read() into a pre-faulted buffer",
+         .kind = RowKind::read_prefaulted,
+         .run = [&] { return seconds_of([&] { read_fully(file, selection.offset, memcpy_dst); }); },
+         .bytes = selection.range_bytes});
+    add({.name = "memcpy (pre-faulted)",
+         .kind = RowKind::memcpy,
+         .run =
+             [&] {
+               return seconds_of([&] { std::memcpy(memcpy_dst.data(), memcpy_src.data(), range); });
+             },
+         .bytes = selection.range_bytes});
+    add({.name = "fresh buffer fill",
+         .kind = RowKind::fill,
+         .run = [&] { return timed_fill(false); },
+         .bytes = fill_bytes});
+    add({.name = "fresh buffer fill, huge pages",
+         .kind = RowKind::fill,
+         .run = [&] { return timed_fill(true); },
+         .huge_pages = true,
+         .bytes = fill_bytes});
+    add({.name = "mmap",
+         .kind = RowKind::mapped,
+         .run =
+             [&] {
+               return median_of_repeats(
+                   [&] { return timed_load(all_mapped, load_options(true, false, false)); });
+             },
+         .bytes = model_bytes});
+    add({.name = "mmap + populate",
+         .kind = RowKind::mapped,
+         .run = [&] { return timed_load(all_mapped, load_options(true, false, true)); },
+         .bytes = model_bytes});
+    add({.name = "pread copy",
+         .kind = RowKind::copy,
+         .run = [&] { return timed_load(selected, load_options(false, false, false)); },
+         .bytes = copy_bytes});
+    add({.name = "pread copy, caller's buffers",
+         .kind = RowKind::copy,
+         .run = [&] { return timed_load(selected_into, load_options(false, false, false)); },
+         .callers_buffers = true,
+         .bytes = copy_bytes});
+    add({.name = "O_DIRECT copy",
+         .kind = RowKind::copy,
+         .run = [&] { return timed_load(selected, load_options(false, true, false)); },
+         .bytes = copy_bytes});
+    const bool baseline_rows = !selection.strided;
+    if (baseline_rows) {
+      add({.name = "baseline copy",
+           .kind = RowKind::copy,
+           .run = [&] { return timed_baseline(std::nullopt); },
+           .baseline = true,
+           .bytes = copy_bytes});
+    } else {
+      notes.insert("baseline rows skipped: the selection holds tensors not stored row-major");
+    }
+    const bool convert_rows = selection.convertible > 0;
+    if (convert_rows) {
+      add({.name = "convert to f32",
+           .kind = RowKind::convert,
+           .run = [&] { return timed_load(selected_f32, load_options(true, false, false)); },
+           .bytes = copy_bytes});
+      add({.name = "convert to f32, hugepage buffers",
+           .kind = RowKind::convert,
+           .run = [&] { return timed_load(selected_f32, load_options(true, false, false, true)); },
+           .huge_pages = true,
+           .bytes = copy_bytes});
+      add({.name = "convert to f32, caller's buffers",
+           .kind = RowKind::convert,
+           .run = [&] { return timed_load(selected_f32_into, load_options(true, false, false)); },
+           .callers_buffers = true,
+           .bytes = copy_bytes});
+      if (baseline_rows) {
+        add({.name = "baseline convert to f32",
+             .kind = RowKind::convert,
+             .run = [&] { return timed_baseline(DType::F32); },
+             .baseline = true,
+             .bytes = copy_bytes});
+      }
+    }
+    if (options.cold) {
+      // Cold twins of the rows that read the file into fresh memory (the caller's-buffers and
+      // hugepage variants and the warm-only floors stay warm).
+      const std::set<std::string> cold_rows = {"read() into a new buffer",
+                                               "mmap + populate",
+                                               "pread copy",
+                                               "O_DIRECT copy",
+                                               "baseline copy",
+                                               "convert to f32",
+                                               "baseline convert to f32"};
+      const std::size_t warm_count = rows.size();
+      for (std::size_t i = 0; i < warm_count; ++i) {
+        if (cold_rows.count(rows[i].name) == 0) continue;
+        BenchRow twin = rows[i];
+        twin.name += ", cold";
+        twin.cold = true;
+        rows.push_back(std::move(twin));
+      }
     }
 
+    std::vector<std::size_t> warm_order;
+    std::vector<std::size_t> cold_order;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      (rows[i].cold ? cold_order : warm_order).push_back(i);
+    }
     const unsigned runs = std::max(options.runs, 1u);
-    ProgressBar bar(err, options.progress, "bench", runs * (floors.size() + modes.size()),
-                    ProgressBar::Unit::steps);
+    ProgressBar bar(err, options.progress, "bench", runs * rows.size(), ProgressBar::Unit::steps);
     std::uint64_t step = 0;
-    // Rows take turns within each run, so a noisy moment hits all of them alike.
+    // Each run: the warm rows, then the cold ones, each group in rotated order. Rows take
+    // turns within a run, so a noisy moment hits all of them alike.
     for (unsigned run = 0; run < runs; ++run) {
-      for (auto* rows : {&floors, &modes}) {
-        for (Row& row : *rows) {
-          bar.update(step++, row.name);
-          row.seconds.push_back(row.run());
-        }
-      }
+      if (run > 0 && !cold_order.empty()) warm_up();  // the last run's cold rows emptied it
+      run_rotated(warm_order, run, runs, [&](std::size_t i) {
+        bar.update(step++, rows[i].name);
+        rows[i].seconds.push_back(rows[i].run());
+      });
+      run_rotated(cold_order, run, runs, [&](std::size_t i) {
+        bar.update(step++, rows[i].name);
+        drop_from_page_cache(file);
+        const Residency after = page_cache_residency(model);
+        ++result.cold_drops;
+        result.cold_kept_bytes = std::max(result.cold_kept_bytes, after.resident_bytes);
+        rows[i].seconds.push_back(rows[i].run());
+      });
     }
     bar.finish();
 
-    const double open_s = median(floors[0].seconds);
-    const double read_s = median(floors[1].seconds);
-    const double read_warm_s = median(floors[2].seconds);
-    const double memcpy_s = median(floors[3].seconds);
-    const std::uint64_t copy_bytes = selection.tensor_bytes;
+    // A few pages may come back between the drop and the check (another process reading the
+    // file); more than 1% kept means the drop did not work here.
+    if (result.cold_kept_bytes > before.tensor_bytes / 100) {
+      notes.insert(fmt::format(
+          "the page cache kept up to {} of {} after POSIX_FADV_DONTNEED (a tmpfs file, or pages "
+          "another process holds mapped): the cold rows read partly from memory",
+          human_bytes(result.cold_kept_bytes), human_bytes(before.tensor_bytes)));
+    }
+    if (result.machine.transparent_huge_pages == "never") {
+      notes.insert(
+          "transparent huge pages are disabled (/sys/kernel/mm/transparent_hugepage/enabled: "
+          "never): the huge-page rows fill 4 KiB pages");
+    } else if (result.machine.transparent_huge_pages.empty()) {
+      notes.insert(
+          "transparent huge pages unknown (/sys/kernel/mm/transparent_hugepage/enabled "
+          "unreadable): the huge-page rows may fill 4 KiB pages");
+    }
 
+    result.load_average_end = load_average();
+    result.file = file;
+    result.format = std::string(file_format_name(model.files()[0].format));
+    result.tensors = model.tensors().size();
+    result.tensor_bytes = model_bytes;
+    result.convert = std::string(convert_implementation());
+    result.threads = options.threads;
+    result.runs = runs;
+    result.cold = options.cold;
+    result.resident_before_bytes = before.resident_bytes;
+    result.resident_tensor_bytes = before.tensor_bytes;
+    result.selected_tensors = selection.names.size();
+    result.selected_bytes = copy_bytes;
+    result.selected_range_bytes = selection.range_bytes;
+    result.fill_bytes = fill_bytes;
+    result.convert_rows = convert_rows;
+    result.rows = std::move(rows);
+    result.notes.assign(notes.begin(), notes.end());
     if (options.json) {
-      // Bandwidth ratios as in the table: the floors' bytes are the selection's file range.
-      const auto ratio = [&](double seconds, double floor_seconds) {
-        return (static_cast<double>(copy_bytes) / seconds) /
-               (static_cast<double>(selection.range_bytes) / floor_seconds);
-      };
-      std::vector<std::string> floor_rows;
-      for (const Row& row : floors) {
-        floor_rows.push_back(fmt::format("{{\"name\": {}, \"seconds\": {:.9f}, \"bytes\": {}}}",
-                                         json_string(row.name), median(row.seconds),
-                                         &row == &floors[0] ? 0 : selection.range_bytes));
-      }
-      std::vector<std::string> mode_rows;
-      for (const Row& row : modes) {
-        const double s = median(row.seconds);
-        if (row.name.starts_with("mmap")) {
-          mode_rows.push_back(fmt::format(
-              "{{\"name\": {}, \"seconds\": {:.9f}, \"bytes\": {}, \"ratio_to_open\": {:.4f}}}",
-              json_string(row.name), s, model_bytes, open_s > 0 ? s / open_s : 0));
-        } else {
-          mode_rows.push_back(fmt::format(
-              "{{\"name\": {}, \"seconds\": {:.9f}, \"bytes\": {}, \"ratio_to_read_new\": "
-              "{:.4f}, \"ratio_to_read_prefaulted\": {:.4f}, \"ratio_to_memcpy\": {:.4f}}}",
-              json_string(row.name), s, copy_bytes, ratio(s, read_s), ratio(s, read_warm_s),
-              ratio(s, memcpy_s)));
-        }
-      }
-      std::vector<std::string> note_texts;
-      for (const std::string& note : notes) note_texts.push_back(json_string(note));
-      out << fmt::format(
-          "{{\"path\": {}, \"format\": \"{}\", \"tensors\": {}, \"tensor_bytes\": {}, "
-          "\"convert\": {}, \"threads\": {}, \"runs\": {}, \"resident_before_bytes\": {}, "
-          "\"selected_tensors\": {}, \"selected_bytes\": {}, \"selected_range_bytes\": {}, "
-          "\"floors\": [{}], \"modes\": [{}], \"notes\": [{}]}}\n",
-          json_string(file), file_format_name(model.files()[0].format), model.tensors().size(),
-          model_bytes, json_string(convert_implementation()), options.threads, runs,
-          cold.resident_bytes, selection.names.size(), copy_bytes, selection.range_bytes,
-          fmt::join(floor_rows, ", "), fmt::join(mode_rows, ", "), fmt::join(note_texts, ", "));
-      return kExitOk;
+      print_bench_json(result, out);
+    } else {
+      print_bench_text(result, out);
     }
-
-    out << fmt::format("weightmap bench {}: {} tensors, {} of tensor data, {}\n", file,
-                       model.tensors().size(), human_bytes(model_bytes),
-                       file_format_name(model.files()[0].format));
-    out << fmt::format(
-        "environment: convert {}, {} copy workers, {} runs (medians), page cache warm ({} of {} "
-        "resident before the warm-up read), WEIGHTMAP_MMAP_FLAGS not applied\n",
-        convert_implementation(), options.threads, runs, human_bytes(cold.resident_bytes),
-        human_bytes(cold.tensor_bytes));
-    out << fmt::format(
-        "copy rows and the read()/memcpy floors use the first {} tensors in file order ({}); "
-        "mmap rows map all {}\n\n",
-        selection.names.size(), human_bytes(copy_bytes), model.tensors().size());
-
-    out << fmt::format("{:<32} {:>10} {:>11} {:>7}\n", "floor", "median", "bytes", "GB/s");
-    out << fmt::format("{:<32} {}\n", floors[0].name, duration_text(open_s));
-    out << fmt::format("{:<32} {:>8.4f} s {:>11} {:>7}\n", floors[1].name, read_s,
-                       human_bytes(selection.range_bytes), gbps(selection.range_bytes, read_s));
-    out << fmt::format("{:<32} {:>8.4f} s {:>11} {:>7}\n", floors[2].name, read_warm_s,
-                       human_bytes(selection.range_bytes),
-                       gbps(selection.range_bytes, read_warm_s));
-    out << fmt::format("{:<32} {:>8.4f} s {:>11} {:>7}\n\n", floors[3].name, memcpy_s,
-                       human_bytes(selection.range_bytes), gbps(selection.range_bytes, memcpy_s));
-
-    out << fmt::format("{:<32} {:>10} {:>11} {:>7}  {}\n", "mode", "median", "bytes", "GB/s",
-                       "ratio to the floors (bandwidth; >1 is faster)");
-    for (const Row& row : modes) {
-      const double s = median(row.seconds);
-      const bool mapped = row.name.starts_with("mmap");
-      if (mapped) {
-        out << fmt::format("{:<32} {} {:>11} {:>7}  {:.2f}x the time of index-only open\n",
-                           row.name, duration_text(s), human_bytes(model_bytes), "-",
-                           open_s > 0 ? s / open_s : 0);
-        continue;
-      }
-      // Bandwidth ratios: bytes read from the file per second against the floors' (>1 faster).
-      const double bw = static_cast<double>(copy_bytes) / s;
-      const double read_bw = static_cast<double>(selection.range_bytes) / read_s;
-      const double read_warm_bw = static_cast<double>(selection.range_bytes) / read_warm_s;
-      const double memcpy_bw = static_cast<double>(selection.range_bytes) / memcpy_s;
-      out << fmt::format(
-          "{:<32} {:>8.4f} s {:>11} {:>7}  {:.2f}x read() new, {:.2f}x read() pre-faulted, "
-          "{:.2f}x memcpy\n",
-          row.name, s, human_bytes(copy_bytes), gbps(copy_bytes, s), bw / read_bw,
-          bw / read_warm_bw, bw / memcpy_bw);
-    }
-    if (!can_convert_rows) {
-      out << fmt::format("{:<32} skipped: no tensor in the selection converts to f32\n",
-                         "convert to f32");
-    }
-    for (const std::string& note : notes) out << "note: " << note << '\n';
     return kExitOk;
   } catch (const Error& e) {
     err << "weightmap: " << e.what() << '\n';
@@ -420,8 +446,10 @@ Subcommand add_bench_command(CLI::App& parent) {
   CLI::App* command = parent.add_subcommand(
       "bench",
       "Run the loading modes side by side on one model file (mmap, mmap+populate, pread copy, "
-      "O_DIRECT copy, convert to f32), warm cache, and print medians with ratios to floors "
-      "measured in the same run (index-only open, one plain read(), memcpy).");
+      "O_DIRECT copy, convert to f32, and a baseline loading as stable-diffusion.cpp does), "
+      "warm cache (and cold with --cold), and print medians with ratios to floors measured in "
+      "the same run (index-only open, one plain read(), memcpy, filling fresh memory) and to "
+      "the baseline.");
   command->add_option("PATH", parsed->options.path, "One .safetensors or .gguf file")->required();
   command->add_option("--runs", parsed->options.runs, "Runs per row (the table shows medians)")
       ->check(CLI::Range(1u, 1000u))
@@ -439,9 +467,13 @@ Subcommand add_bench_command(CLI::App& parent) {
   command->add_option("--threads", parsed->options.threads, "Loader copy workers")
       ->check(CLI::Range(1u, 256u))
       ->capture_default_str();
+  command->add_flag("--cold", parsed->options.cold,
+                    "Add cold rows: the file is dropped from the page cache "
+                    "(POSIX_FADV_DONTNEED) before each of their runs");
   command->add_flag("--json", parsed->options.json,
-                    "Print one JSON object: path, format, tensors, the selection, floors and "
-                    "modes (name, median seconds, bytes, ratios), notes");
+                    "Print one JSON object: path, format, tensors, the selection, machine, "
+                    "date, load average, floors and modes (name, kind, cold, median seconds, "
+                    "samples, bytes, ratios), notes");
   return {command, [parsed](std::ostream& out, std::ostream& err) {
             BenchOptions options = parsed->options;
             options.bytes_per_run = *parse_byte_size(parsed->bytes_per_run);

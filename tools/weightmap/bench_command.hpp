@@ -1,6 +1,7 @@
 // `weightmap bench`: the loading modes side by side on one model file (mmap, mmap+populate,
 // pread copy, O_DIRECT copy, conversion to f32), several runs each, medians, and ratios to
-// floors measured in the same run (index-only open, one plain read() of the bytes, memcpy).
+// floors measured in the same run (index-only open, one plain read() of the bytes, memcpy,
+// filling fresh memory) and to a baseline loading as stable-diffusion.cpp does.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +22,9 @@ struct BenchOptions {
   unsigned threads = 2;   // loader copy workers
   bool progress = false;  // a progress bar on `err` (the CLI sets it when stderr is a TTY)
   bool json = false;      // one JSON object instead of the table
+  // Cold twins of the rows that read the file into fresh memory: the file is dropped from
+  // the page cache before each of their runs.
+  bool cold = false;
 };
 
 // Prints the environment and the table to `out` (with `json`, one JSON object: the same
