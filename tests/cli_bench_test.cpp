@@ -3,12 +3,15 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <regex>
 #include <sstream>
 #include <string>
 
 #include "support/json_dom.hpp"
+#include "support/shell_command.hpp"
 #include "support/temp_dir.hpp"
 #include "weightmap/bench_command.hpp"
 #include "weightmap/cli.hpp"
@@ -299,6 +302,84 @@ TEST(CliBench, ColdIsACommandLineFlag) {
   const auto json = test::parse_json(out.str());
   EXPECT_EQ(json->root["cold"].get_bool().value_unsafe(), true);
   EXPECT_EQ(test::json_u64(*json, "cold_drops"), 7u);
+}
+
+// scripts/bench-table.py, which makes the README's tables from this JSON.
+std::string bench_table_script() {
+  return (std::filesystem::path(WEIGHTMAP_TEST_SCRIPTS_DIR).parent_path().parent_path() /
+          "scripts" / "bench-table.py")
+      .string();
+}
+
+TEST(CliBench, TableScriptMakesMarkdownFromTheJson) {
+  const TempDir dir;
+  const std::string safetensors = tiny_sample(dir, "cli_bench_table.safetensors");
+  const std::string gguf = dir / "cli_bench_table.gguf";
+  SampleOptions sample;
+  sample.path = gguf;
+  sample.format = FileFormat::gguf;
+  sample.size = std::uint64_t{1} << 20;
+  sample.tensors = 20;
+  std::ostringstream ignored;
+  ASSERT_EQ(run_sample(sample, ignored, ignored), kExitOk);
+
+  // Two benches in one file (one object per line) and a third in another.
+  const std::string both = dir / "two.json";
+  const std::string one = dir / "one.json";
+  {
+    std::ofstream two_out(both);
+    std::ofstream one_out(one);
+    for (const auto& [path, cold, out] :
+         {std::tuple{safetensors, true, &two_out}, std::tuple{gguf, false, &two_out},
+          std::tuple{safetensors, false, &one_out}}) {
+      BenchOptions options;
+      options.path = path;
+      options.runs = 1;
+      options.json = true;
+      options.cold = cold;
+      std::ostringstream json;
+      std::ostringstream err;
+      ASSERT_EQ(run_bench(options, json, err), kExitOk) << err.str();
+      *out << json.str();
+    }
+  }
+  std::string failure;
+  const auto table =
+      test::run_command(fmt::format("{} {} {} {}", test::shell_quote(WEIGHTMAP_TEST_PYTHON),
+                                    test::shell_quote(bench_table_script()),
+                                    test::shell_quote(both), test::shell_quote(one)),
+                        failure);
+  ASSERT_TRUE(table) << failure;
+  for (const char* line : {
+           "Machine: ",
+           " KiB (two.json): `cli_bench_table.safetensors`, 20 tensors;",
+           " KiB (one.json): `cli_bench_table.safetensors`, 20 tensors;",
+           "\n- gguf 1023.1 KiB: `cli_bench_table.gguf`, 20 tensors;",
+           "\n| mode, warm | ",
+           "|\n|---|---|---|---|\n",
+           "\n| mode, cold | ",
+           "\n| baseline copy, cold | ",
+           "\n| read() into a new buffer, cold | ",
+           "\n| fresh buffer fill, huge pages | ",
+           "x base, ",
+           "x fill, ",
+           "; cold rows: 7 drops, ",
+       }) {
+    EXPECT_NE(table->find(line), std::string::npos) << line << "\n" << *table;
+  }
+  // Rows a bench did not run show a dash: the warm-only benches have no cold rows.
+  const std::regex header(R"(\n\| floor \| safetensors [^|]+ \(two\.json\) \| gguf [^|(]+ \| )"
+                          R"(safetensors [^|]+ \(one\.json\) \|\n)");
+  EXPECT_TRUE(std::regex_search(*table, header)) << *table;
+  const std::regex cold_row(R"(\n\| pread copy, cold \| [0-9.]+ m?s, [^|]+\| - \| - \|\n)");
+  EXPECT_TRUE(std::regex_search(*table, cold_row)) << *table;
+
+  std::ofstream(dir / "not-bench.json") << "{\"path\": \"x\"}\n";
+  EXPECT_FALSE(test::run_command(fmt::format("{} {} {}", test::shell_quote(WEIGHTMAP_TEST_PYTHON),
+                                             test::shell_quote(bench_table_script()),
+                                             test::shell_quote(dir / "not-bench.json")),
+                                 failure));
+  EXPECT_NE(failure.find("not weightmap bench --json output"), std::string::npos) << failure;
 }
 
 TEST(CliBench, BoundsTheCopiedBytes) {
