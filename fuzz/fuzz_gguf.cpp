@@ -4,13 +4,12 @@
 #include <cstdint>
 #include <span>
 
-#include "format/byte_source.hpp"
 #include "format/readers.hpp"
+#include "io/byte_source.hpp"
 #include "weightmap/error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const weightmap::format::MemoryByteSource source("fuzz.gguf",
-                                                   std::as_bytes(std::span(data, size)));
+  const weightmap::io::MemoryByteSource source("fuzz.gguf", std::as_bytes(std::span(data, size)));
   try {
     const auto index = weightmap::format::read_gguf(source);
     for (const auto& tensor : index.tensors) {

@@ -7,15 +7,15 @@
 #include <span>
 #include <string>
 
-#include "format/byte_source.hpp"
 #include "format/readers.hpp"
+#include "io/byte_source.hpp"
 #include "support/pytorch_bytes.hpp"
 #include "weightmap/error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string pickle(reinterpret_cast<const char*>(data), size);
   const std::string archive = weightmap::test::pytorch_checkpoint(pickle);
-  const weightmap::format::MemoryByteSource source("fuzz.pt", std::as_bytes(std::span(archive)));
+  const weightmap::io::MemoryByteSource source("fuzz.pt", std::as_bytes(std::span(archive)));
   try {
     const auto index = weightmap::format::read_pytorch(source);
     for (const auto& tensor : index.tensors) {

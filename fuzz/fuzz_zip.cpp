@@ -4,13 +4,12 @@
 #include <cstdint>
 #include <span>
 
-#include "format/byte_source.hpp"
 #include "format/zip_reader.hpp"
+#include "io/byte_source.hpp"
 #include "weightmap/error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const weightmap::format::MemoryByteSource source("fuzz.zip",
-                                                   std::as_bytes(std::span(data, size)));
+  const weightmap::io::MemoryByteSource source("fuzz.zip", std::as_bytes(std::span(data, size)));
   try {
     const auto directory = weightmap::format::read_zip_directory(source);
     for (const auto& entry : directory.entries) {

@@ -20,7 +20,7 @@ constexpr std::uint32_t kF32 = 0;
 constexpr std::uint32_t kQ4_0 = 2;
 
 FileIndex read(const GgufBytes& file) {
-  const format::MemoryByteSource source("bad.gguf", file.span());
+  const io::MemoryByteSource source("bad.gguf", file.span());
   return format::read_gguf(source);
 }
 
@@ -278,7 +278,7 @@ TEST(GgufMalformedPrefix, SmallValidFileParses) {
 TEST(GgufMalformedPrefix, EveryTruncationThrowsAnError) {
   const GgufBytes file = small_valid_file();
   for (std::size_t length = 0; length < file.size(); ++length) {
-    const format::MemoryByteSource source("bad.gguf", file.span().first(length));
+    const io::MemoryByteSource source("bad.gguf", file.span().first(length));
     try {
       format::read_gguf(source);
       ADD_FAILURE() << "prefix of " << length << " bytes was accepted";

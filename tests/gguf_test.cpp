@@ -238,7 +238,7 @@ TEST(GgufReadWindow, LongStringsAndFieldsAcrossItsEdgesReadIntact) {
   for (std::uint32_t i = 0; i < kCount; ++i) file.str(std::to_string(i));
   file.tensor_info("w", {8}, 0, 0).pad_to(32).zeros(32);
 
-  const format::MemoryByteSource source("window.gguf", file.span());
+  const io::MemoryByteSource source("window.gguf", file.span());
   const FileIndex index = format::read_gguf(source);
   ASSERT_EQ(index.metadata.size(), 3u);
   EXPECT_EQ(std::get<std::string>(index.metadata[0].second.value), long_text + "!");

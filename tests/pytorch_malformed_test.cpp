@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "format/byte_source.hpp"
 #include "format/readers.hpp"
+#include "io/byte_source.hpp"
 #include "support/pytorch_bytes.hpp"
 #include "support/temp_dir.hpp"
 #include "weightmap/error.hpp"
@@ -25,7 +25,7 @@ using test::PickleBytes;
 using test::ZipBytes;
 
 std::string error_of(const std::string& bytes) {
-  const format::MemoryByteSource source("bad.pt", std::as_bytes(std::span(bytes)));
+  const io::MemoryByteSource source("bad.pt", std::as_bytes(std::span(bytes)));
   try {
     const FileIndex index = format::read_pytorch(source);
     return fmt::format("no error ({} tensors)", index.tensors.size());
@@ -382,7 +382,7 @@ TEST_F(PytorchNothingRuns, UnknownCallsBesideTheWeightsAreListedNotRun) {
   p.op('}').text("best").integer(1).op('s').op('b');
   p.op('u').stop();
   const std::string bytes = with_pickle(p.str());
-  const format::MemoryByteSource source("ok.pt", std::as_bytes(std::span(bytes)));
+  const io::MemoryByteSource source("ok.pt", std::as_bytes(std::span(bytes)));
   const FileIndex index = format::read_pytorch(source);
   ASSERT_EQ(index.tensors.size(), 1u);
   EXPECT_EQ(index.tensors[0].name, "weight");

@@ -206,7 +206,7 @@ TEST(SafetensorsMalformed, EveryBadFileIsRefusedWithAClearError) {
   ASSERT_GE(rows.size(), 22u);
   for (const auto& row : rows) {
     SCOPED_TRACE(row.label);
-    const format::MemoryByteSource source("bad.safetensors", row.bytes);
+    const io::MemoryByteSource source("bad.safetensors", row.bytes);
     try {
       format::read_safetensors(source);
       ADD_FAILURE() << "accepted";
@@ -225,7 +225,7 @@ TEST(SafetensorsMalformed, EveryBadFileIsRefusedWithAClearError) {
 TEST(SafetensorsMalformed, ExactTextForAnOverlap) {
   const Bytes bytes =
       safetensors_file(object({tensor("a", "F32", "2", 0, 8), tensor("b", "F32", "2", 4, 12)}), 12);
-  const format::MemoryByteSource source("bad.safetensors", bytes);
+  const io::MemoryByteSource source("bad.safetensors", bytes);
   try {
     format::read_safetensors(source);
     FAIL();
@@ -249,12 +249,12 @@ Bytes small_valid_file() {
 TEST(SafetensorsMalformed, EveryTruncationIsRefused) {
   const Bytes full = small_valid_file();
   {
-    const format::MemoryByteSource source("whole.safetensors", full);
+    const io::MemoryByteSource source("whole.safetensors", full);
     ASSERT_EQ(format::read_safetensors(source).tensors.size(), 3u);
   }
   for (std::size_t size = 0; size < full.size(); ++size) {
     const Bytes cut(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(size));
-    const format::MemoryByteSource source("cut.safetensors", cut);
+    const io::MemoryByteSource source("cut.safetensors", cut);
     EXPECT_THROW(format::read_safetensors(source), Error) << size << " bytes";
   }
 }
@@ -271,7 +271,7 @@ TEST(SafetensorsMalformed, SingleByteCorruptionsNeverEscapeAsAnythingButError) {
     for (const unsigned char value : replacements) {
       Bytes bytes = full;
       bytes[at] = static_cast<std::byte>(value);
-      const format::MemoryByteSource source("mutated.safetensors", bytes);
+      const io::MemoryByteSource source("mutated.safetensors", bytes);
       try {
         const FileIndex index = format::read_safetensors(source);
         for (const auto& t : index.tensors) {

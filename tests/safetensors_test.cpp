@@ -18,7 +18,7 @@ using testing::safetensors_file;
 using testing::SafetensorsBuilder;
 
 FileIndex read(const Bytes& bytes, const std::string& name = "model.safetensors") {
-  const format::MemoryByteSource source(name, bytes);
+  const io::MemoryByteSource source(name, bytes);
   return format::read_safetensors(source);
 }
 

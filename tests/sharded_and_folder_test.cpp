@@ -322,7 +322,7 @@ namespace {
 
 format::ShardIndex read_index(std::string_view text) {
   const auto bytes = testing::to_bytes(text);
-  const format::MemoryByteSource source("model.safetensors.index.json", bytes);
+  const io::MemoryByteSource source("model.safetensors.index.json", bytes);
   return format::read_safetensors_shard_index(source);
 }
 

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <string>
 
-#include "format/byte_source.hpp"
 #include "format/zip_reader.hpp"
+#include "io/byte_source.hpp"
 #include "support/pytorch_bytes.hpp"
 #include "weightmap/error.hpp"
 
@@ -15,7 +15,7 @@ namespace weightmap {
 namespace {
 
 format::ZipDirectory read(const std::string& bytes) {
-  const format::MemoryByteSource source("test.zip", std::as_bytes(std::span(bytes)));
+  const io::MemoryByteSource source("test.zip", std::as_bytes(std::span(bytes)));
   return format::read_zip_directory(source);
 }
 

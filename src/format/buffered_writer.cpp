@@ -7,7 +7,8 @@
 
 namespace weightmap::format {
 
-BufferedWriter::BufferedWriter(ByteSink& sink, const std::string& name, std::size_t buffer_bytes)
+BufferedWriter::BufferedWriter(io::ByteSink& sink, const std::string& name,
+                               std::size_t buffer_bytes)
     : sink_(sink) {
   if (buffer_bytes == 0) {
     throw Error(ErrorCode::invalid_argument, "the write buffer size must be at least 1 byte",

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "format/byte_sink.hpp"
+#include "io/byte_sink.hpp"
 
 namespace weightmap::format {
 
@@ -18,7 +18,7 @@ class BufferedWriter {
  public:
   // `name` (the output's path) is for messages. Throws Error(invalid_argument) for an empty
   // buffer.
-  BufferedWriter(ByteSink& sink, const std::string& name, std::size_t buffer_bytes);
+  BufferedWriter(io::ByteSink& sink, const std::string& name, std::size_t buffer_bytes);
   BufferedWriter(const BufferedWriter&) = delete;
   BufferedWriter& operator=(const BufferedWriter&) = delete;
 
@@ -37,7 +37,7 @@ class BufferedWriter {
  private:
   void flush();
 
-  ByteSink& sink_;
+  io::ByteSink& sink_;
   std::vector<std::byte> buffer_;
   std::size_t used_ = 0;
   std::uint64_t written_ = 0;

@@ -59,7 +59,7 @@ struct TensorFieldOffsets {
 
 class GgufParser {
  public:
-  explicit GgufParser(const ByteSource& source) : cursor_(source) {
+  explicit GgufParser(const io::ByteSource& source) : cursor_(source) {
     index_.format = FileFormat::gguf;
   }
 
@@ -329,6 +329,6 @@ class GgufParser {
 
 }  // namespace
 
-FileIndex read_gguf(const ByteSource& source) { return GgufParser(source).parse(); }
+FileIndex read_gguf(const io::ByteSource& source) { return GgufParser(source).parse(); }
 
 }  // namespace weightmap::format

@@ -9,7 +9,7 @@
 
 namespace weightmap::format {
 
-GgufCursor::GgufCursor(const ByteSource& source)
+GgufCursor::GgufCursor(const io::ByteSource& source)
     : source_(source),
       file_size_(source.size()),
       // A small file gets a small window: tests and fuzzers open thousands of tiny files.

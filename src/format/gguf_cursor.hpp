@@ -13,7 +13,7 @@
 #include <string_view>
 #include <type_traits>
 
-#include "format/byte_source.hpp"
+#include "io/byte_source.hpp"
 
 namespace weightmap::format {
 
@@ -29,7 +29,7 @@ class GgufCursor {
   // interacted badly with malloc's trimming on repeated opens of the second.
   static constexpr std::size_t kWindowBytes = std::size_t{1} << 18;
 
-  explicit GgufCursor(const ByteSource& source);
+  explicit GgufCursor(const io::ByteSource& source);
 
   const std::string& file() const noexcept { return source_.name(); }
   // Absolute file offset of the next byte to read.
@@ -68,7 +68,7 @@ class GgufCursor {
   std::string read_long_string(std::uint64_t length, std::uint64_t length_offset,
                                std::string_view what);
 
-  const ByteSource& source_;
+  const io::ByteSource& source_;
   std::uint64_t file_size_;
   // Not zero-filled: only the pages pread writes to are ever touched.
   std::unique_ptr<std::byte[]> window_;

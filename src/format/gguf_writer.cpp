@@ -192,7 +192,7 @@ std::uint64_t padding_to(std::uint64_t offset, std::uint64_t alignment) {
 
 }  // namespace
 
-WrittenFile format::write_gguf_to(ByteSink& sink, const std::string& path,
+WrittenFile format::write_gguf_to(io::ByteSink& sink, const std::string& path,
                                   const std::vector<TensorToWrite>& tensors,
                                   const TensorBytesSource& source,
                                   const GgufWriteOptions& options) {

@@ -95,7 +95,7 @@ class Flattener {
 
 class CheckpointReader {
  public:
-  explicit CheckpointReader(const ByteSource& source)
+  explicit CheckpointReader(const io::ByteSource& source)
       : source_(source), zip_(read_zip_directory(source)) {
     for (const auto& entry : zip_.entries) entries_.emplace(entry.name, &entry);
   }
@@ -288,7 +288,7 @@ class CheckpointReader {
     return true;
   }
 
-  const ByteSource& source_;
+  const io::ByteSource& source_;
   ZipDirectory zip_;
   std::unordered_map<std::string_view, const ZipEntry*> entries_;
   std::string prefix_;
@@ -297,9 +297,9 @@ class CheckpointReader {
 
 }  // namespace
 
-FileIndex read_pytorch(const ByteSource& source) { return CheckpointReader(source).read(); }
+FileIndex read_pytorch(const io::ByteSource& source) { return CheckpointReader(source).read(); }
 
-bool is_legacy_pytorch(const ByteSource& source) {
+bool is_legacy_pytorch(const io::ByteSource& source) {
   // Legacy torch.save files are a bare pickle stream: PROTO 2, then the magic number
   // 0x1950a86a20f9469cfc6c as a 10-byte LONG1.
   static constexpr std::array<unsigned char, 14> kMagic = {

@@ -6,20 +6,20 @@
 #include <utility>
 #include <vector>
 
-#include "format/byte_source.hpp"
+#include "io/byte_source.hpp"
 #include "weightmap/tensor_index.hpp"
 
 namespace weightmap::format {
 
 // What the first bytes say a file is; nullopt when it is none of the formats we read.
-std::optional<FileFormat> sniff_format(const ByteSource& source);
+std::optional<FileFormat> sniff_format(const io::ByteSource& source);
 
-FileIndex read_safetensors(const ByteSource& source);
-FileIndex read_gguf(const ByteSource& source);
+FileIndex read_safetensors(const io::ByteSource& source);
+FileIndex read_gguf(const io::ByteSource& source);
 // PyTorch zip checkpoints (torch.save since 1.6); see docs/pytorch.md.
-FileIndex read_pytorch(const ByteSource& source);
+FileIndex read_pytorch(const io::ByteSource& source);
 // True for a pre-zip (PyTorch < 1.6) torch.save file, which weightmap does not read.
-bool is_legacy_pytorch(const ByteSource& source);
+bool is_legacy_pytorch(const io::ByteSource& source);
 
 // `model.safetensors.index.json`: tensor name -> shard file name (relative to the index),
 // in the order the index lists them, plus its "metadata" object flattened to strings.
@@ -27,6 +27,6 @@ struct ShardIndex {
   std::vector<std::pair<std::string, std::string>> weight_map;
   std::vector<std::pair<std::string, MetadataValue>> metadata;
 };
-ShardIndex read_safetensors_shard_index(const ByteSource& source);
+ShardIndex read_safetensors_shard_index(const io::ByteSource& source);
 
 }  // namespace weightmap::format

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <variant>
 
+#include "format/output_over_inputs.hpp"
 #include "format/tensor_layout.hpp"
 #include "format/writers.hpp"
 #include "io/file_reader.hpp"
@@ -127,7 +128,8 @@ RealignResult realign(const std::string& input, const std::string& output,
   const Model model = open_model(input);
   const ModelFile& file = single_file(model, input);
   // Refuses an output that is the input under any name, before anything is written.
-  io::ReplacingOutput target(output, model.files());
+  io::ReplacingOutput target(output);
+  format::refuse_output_over_inputs(output, model.files());
 
   const io::FileReader reader(input);
   if (reader.identity() != file.identity) {

@@ -468,7 +468,7 @@ class HeaderParser {
 
 }  // namespace
 
-FileIndex read_safetensors(const ByteSource& source) {
+FileIndex read_safetensors(const io::ByteSource& source) {
   const std::string& file = source.name();
   const std::uint64_t file_size = source.size();
   if (file_size < kLengthBytes) {

@@ -35,7 +35,7 @@ JsonScratch::~JsonScratch() {
   }
 }
 
-simdjson::padded_string_view JsonScratch::load(const ByteSource& source, std::uint64_t offset,
+simdjson::padded_string_view JsonScratch::load(const io::ByteSource& source, std::uint64_t offset,
                                                std::size_t size) {
   const std::size_t needed = size + simdjson::SIMDJSON_PADDING;
   if (buffers_->capacity < needed) {

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "format/byte_source.hpp"
+#include "io/byte_source.hpp"
 
 namespace weightmap::format::safetensors_json {
 
@@ -26,7 +26,7 @@ class JsonScratch {
   JsonScratch& operator=(const JsonScratch&) = delete;
 
   // Reads [offset, offset + size) of `source` into the buffer, padded as simdjson needs.
-  simdjson::padded_string_view load(const ByteSource& source, std::uint64_t offset,
+  simdjson::padded_string_view load(const io::ByteSource& source, std::uint64_t offset,
                                     std::size_t size);
   simdjson::ondemand::parser& parser() noexcept;
 

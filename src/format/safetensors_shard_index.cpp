@@ -153,7 +153,7 @@ class ShardIndexParser {
 
 }  // namespace
 
-ShardIndex read_safetensors_shard_index(const ByteSource& source) {
+ShardIndex read_safetensors_shard_index(const io::ByteSource& source) {
   const std::uint64_t size = source.size();
   if (size > kMaxIndexBytes) {
     throw Error(

@@ -114,7 +114,7 @@ std::string header_json(const std::vector<TensorToWrite>& tensors,
 
 }  // namespace
 
-WrittenFile format::write_safetensors_to(ByteSink& sink, const std::string& path,
+WrittenFile format::write_safetensors_to(io::ByteSink& sink, const std::string& path,
                                          const std::vector<TensorToWrite>& tensors,
                                          const TensorBytesSource& source,
                                          const SafetensorsWriteOptions& options) {

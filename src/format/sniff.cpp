@@ -5,7 +5,7 @@
 
 namespace weightmap::format {
 
-std::optional<FileFormat> sniff_format(const ByteSource& source) {
+std::optional<FileFormat> sniff_format(const io::ByteSource& source) {
   std::array<std::byte, 9> head{};
   const std::size_t n = std::min<std::uint64_t>(source.size(), head.size());
   source.read_at(0, std::span(head.data(), n));

@@ -6,18 +6,18 @@
 #include <string>
 #include <vector>
 
-#include "format/byte_sink.hpp"
+#include "io/byte_sink.hpp"
 #include "weightmap/writer.hpp"
 
 namespace weightmap::format {
 
 // As write_safetensors and write_gguf; `path` names the output in messages. Every input is
 // validated before the first byte reaches the sink.
-WrittenFile write_safetensors_to(ByteSink& sink, const std::string& path,
+WrittenFile write_safetensors_to(io::ByteSink& sink, const std::string& path,
                                  const std::vector<TensorToWrite>& tensors,
                                  const TensorBytesSource& source,
                                  const SafetensorsWriteOptions& options);
-WrittenFile write_gguf_to(ByteSink& sink, const std::string& path,
+WrittenFile write_gguf_to(io::ByteSink& sink, const std::string& path,
                           const std::vector<TensorToWrite>& tensors,
                           const TensorBytesSource& source, const GgufWriteOptions& options);
 

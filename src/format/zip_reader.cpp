@@ -39,7 +39,7 @@ T load(std::span<const std::byte> bytes, std::size_t at) {
 
 class DirectoryReader {
  public:
-  explicit DirectoryReader(const ByteSource& source) : source_(source), size_(source.size()) {}
+  explicit DirectoryReader(const io::ByteSource& source) : source_(source), size_(source.size()) {}
 
   ZipDirectory read() {
     const std::uint64_t eocd = find_eocd();
@@ -290,12 +290,14 @@ class DirectoryReader {
     }
   }
 
-  const ByteSource& source_;
+  const io::ByteSource& source_;
   std::uint64_t size_;
 };
 
 }  // namespace
 
-ZipDirectory read_zip_directory(const ByteSource& source) { return DirectoryReader(source).read(); }
+ZipDirectory read_zip_directory(const io::ByteSource& source) {
+  return DirectoryReader(source).read();
+}
 
 }  // namespace weightmap::format

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "format/byte_source.hpp"
+#include "io/byte_source.hpp"
 
 namespace weightmap::format {
 
@@ -34,6 +34,6 @@ struct ZipDirectory {
 
 // Throws Error(malformed) naming the file and the byte offset of the first broken field;
 // Error(unsupported) for multi-disk archives and encrypted entries.
-ZipDirectory read_zip_directory(const ByteSource& source);
+ZipDirectory read_zip_directory(const io::ByteSource& source);
 
 }  // namespace weightmap::format

@@ -4,12 +4,12 @@
 #include <string>
 #include <string_view>
 
-#include "format/byte_source.hpp"
+#include "io/byte_source.hpp"
 #include "weightmap/file_identity.hpp"
 
 namespace weightmap::io {
 
-class FileReader final : public format::ByteSource {
+class FileReader final : public ByteSource {
  public:
   // Throws Error(io) naming the path and the system's reason, or "not a regular file (FIFO)"
   // (or socket, character device, block device, directory). Never blocks on a FIFO.

@@ -91,10 +91,8 @@ class SignalsHeld {
 
 }  // namespace
 
-ReplacingOutput::ReplacingOutput(std::string final_path, std::span<const ModelFile> inputs)
-    : final_path_(std::move(final_path)) {
+ReplacingOutput::ReplacingOutput(std::string final_path) : final_path_(std::move(final_path)) {
   (void)identity_at(final_path_);  // refuses folders, devices and FIFOs before any work
-  refuse_output_over_inputs(final_path_, inputs);
 }
 
 ReplacingOutput::~ReplacingOutput() {
@@ -176,19 +174,17 @@ void ReplacingOutput::commit() {
   }
 }
 
-void refuse_output_over_inputs(const std::string& output, std::span<const ModelFile> inputs) {
+std::optional<std::size_t> find_same_file(const std::string& path,
+                                          std::span<const FileIdentity> files) {
   struct stat st {};
-  if (::stat(output.c_str(), &st) != 0) return;  // nothing there (or unreachable: create says)
-  for (const ModelFile& input : inputs) {
-    if (static_cast<std::uint64_t>(st.st_dev) == input.identity.device &&
-        static_cast<std::uint64_t>(st.st_ino) == input.identity.inode) {
-      throw Error(ErrorCode::invalid_argument,
-                  fmt::format("the output is the input file {} itself; weightmap never writes "
-                              "over an input, so write to another path",
-                              input.path),
-                  {output});
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;  // nothing there, or unreachable
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (static_cast<std::uint64_t>(st.st_dev) == files[i].device &&
+        static_cast<std::uint64_t>(st.st_ino) == files[i].inode) {
+      return i;
     }
   }
+  return std::nullopt;
 }
 
 }  // namespace weightmap::io

@@ -9,24 +9,24 @@
 // every `.NAME.partial-*` of the same output whose process is gone and whose lock is free.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 
-#include "format/byte_sink.hpp"
+#include "io/byte_sink.hpp"
 #include "io/identity_at.hpp"
 #include "weightmap/file_identity.hpp"
-#include "weightmap/model.hpp"
 
 namespace weightmap::io {
 
-class ReplacingOutput final : public format::ByteSink {
+class ReplacingOutput final : public ByteSink {
  public:
-  // Throws Error(invalid_argument) when `final_path` names one of `inputs` (the same device
-  // and inode, through symlinks and hard links) and Error(io) when it names something that is
-  // not a regular file (a folder, a device). Nothing is created here.
-  explicit ReplacingOutput(std::string final_path, std::span<const ModelFile> inputs = {});
+  // Throws Error(io) when `final_path` names something that is not a regular file (a folder,
+  // a device). Nothing is created here. Callers refuse an output that is one of their inputs
+  // first (format/output_over_inputs.hpp).
+  explicit ReplacingOutput(std::string final_path);
   // Removes the temporary file unless commit() succeeded.
   ~ReplacingOutput() override;
   ReplacingOutput(const ReplacingOutput&) = delete;
@@ -55,9 +55,9 @@ class ReplacingOutput final : public format::ByteSink {
   bool committed_ = false;
 };
 
-// Throws Error(invalid_argument) "the output is the input file X itself; ..." naming
-// `output` when it is the same file as one of `inputs` (device and inode, following
-// symlinks). Nothing at `output` is fine.
-void refuse_output_over_inputs(const std::string& output, std::span<const ModelFile> inputs);
+// The index of the first of `files` that is the file at `path` (the same device and inode,
+// through symlinks and hard links), or nullopt, also when nothing is at `path`.
+std::optional<std::size_t> find_same_file(const std::string& path,
+                                          std::span<const FileIdentity> files);
 
 }  // namespace weightmap::io

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "format/output_over_inputs.hpp"
 #include "format/writers.hpp"
 #include "io/file_reader.hpp"
 #include "io/replacing_output.hpp"
@@ -148,7 +149,8 @@ WrittenFile write_merged_model(const Model& base, std::span<const LoraUse> uses,
     if (use.lora)
       inputs.insert(inputs.end(), use.lora->model.files().begin(), use.lora->model.files().end());
   }
-  io::ReplacingOutput output(path, inputs);
+  io::ReplacingOutput output(path);
+  format::refuse_output_over_inputs(path, inputs);
   MergedBytes bytes(base, uses, options.quantized.get());
   std::vector<TensorToWrite> tensors;
   tensors.reserve(base.tensors().size());

@@ -10,7 +10,7 @@
 #include <ostream>
 #include <vector>
 
-#include "io/replacing_output.hpp"
+#include "format/output_over_inputs.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/human_bytes.hpp"
 #include "weightmap/lora.hpp"
@@ -255,7 +255,7 @@ int run_lora_merge(const LoraMergeCommandOptions& options, std::ostream& out, st
       inputs.insert(inputs.end(), use.lora->model.files().begin(), use.lora->model.files().end());
     }
     try {
-      io::refuse_output_over_inputs(options.output, inputs);
+      format::refuse_output_over_inputs(options.output, inputs);
     } catch (const Error& e) {
       err << "weightmap lora merge: " << e.what() << '\n';
       return kExitUsage;

@@ -9,7 +9,8 @@
 #include <ostream>
 #include <span>
 
-#include "io/replacing_output.hpp"
+#include "format/output_over_inputs.hpp"
+#include "io/identity_at.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/human_bytes.hpp"
 #include "weightmap/model_json.hpp"
@@ -85,7 +86,7 @@ int run_realign(const RealignCommandOptions& options, std::ostream& out, std::os
     }
     if (input) {
       const ModelFile file{.path = options.input, .identity = *input};
-      io::refuse_output_over_inputs(options.output, std::span(&file, 1));
+      format::refuse_output_over_inputs(options.output, std::span(&file, 1));
     }
   } catch (const Error& e) {
     err << "weightmap realign: " << e.what() << '\n';

@@ -8,7 +8,7 @@
 #include <span>
 #include <string>
 
-namespace weightmap::format {
+namespace weightmap::io {
 
 class ByteSource {
  public:
@@ -35,4 +35,4 @@ class MemoryByteSource final : public ByteSource {
   std::span<const std::byte> bytes_;
 };
 
-}  // namespace weightmap::format
+}  // namespace weightmap::io

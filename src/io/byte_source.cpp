@@ -1,4 +1,4 @@
-#include "format/byte_source.hpp"
+#include "io/byte_source.hpp"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 
 #include "weightmap/error.hpp"
 
-namespace weightmap::format {
+namespace weightmap::io {
 
 void MemoryByteSource::read_at(std::uint64_t offset, std::span<std::byte> out) const {
   if (offset > bytes_.size() || out.size() > bytes_.size() - offset) {
@@ -18,4 +18,4 @@ void MemoryByteSource::read_at(std::uint64_t offset, std::span<std::byte> out) c
   if (!out.empty()) std::memcpy(out.data(), bytes_.data() + offset, out.size());
 }
 
-}  // namespace weightmap::format
+}  // namespace weightmap::io

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <span>
 
-namespace weightmap::format {
+namespace weightmap::io {
 
 class ByteSink {
  public:
@@ -15,4 +15,4 @@ class ByteSink {
   virtual void write(std::span<const std::byte> bytes) = 0;
 };
 
-}  // namespace weightmap::format
+}  // namespace weightmap::io

@@ -1,0 +1,25 @@
+#include "format/output_over_inputs.hpp"
+
+#include <fmt/format.h>
+
+#include <vector>
+
+#include "io/replacing_output.hpp"
+#include "weightmap/error.hpp"
+
+namespace weightmap::format {
+
+void refuse_output_over_inputs(const std::string& output, std::span<const ModelFile> inputs) {
+  std::vector<FileIdentity> identities;
+  identities.reserve(inputs.size());
+  for (const ModelFile& input : inputs) identities.push_back(input.identity);
+  if (const auto same = io::find_same_file(output, identities)) {
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("the output is the input file {} itself; weightmap never writes "
+                            "over an input, so write to another path",
+                            inputs[*same].path),
+                {output});
+  }
+}
+
+}  // namespace weightmap::format
