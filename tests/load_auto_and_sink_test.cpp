@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "io/file_facts.hpp"
+#include "io/page_cache.hpp"
 #include "load/copy_workers.hpp"
 #include "support/page_cache_drop.hpp"
 #include "support/safetensors_bytes.hpp"
@@ -217,14 +218,14 @@ TEST(FileFacts, NamesFilesystemsAndMarksNetworkAndFuseRisky) {
 TEST(FileFacts, CachedBytesOfAFileJustWrittenIsAllOfIt) {
   const Fixture fx(two_tensors());
   const TensorInfo* w = fx.model.find("w");
-  const io::FileRange range{w->offset, w->nbytes};
+  const io::ByteRange range{w->offset, w->nbytes};
   EXPECT_EQ(io::cached_bytes(fx.path, fx.bytes.size(), std::span(&range, 1)), w->nbytes);
 }
 
 TEST(FileFacts, TheSampledEstimateSeesACachedAndAnEvictedFile) {
   const Fixture fx(two_tensors());
   const TensorInfo* w = fx.model.find("w");
-  const io::FileRange range{w->offset, w->nbytes};
+  const io::ByteRange range{w->offset, w->nbytes};
   const int fd = ::open(fx.path.c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
   EXPECT_EQ(io::sampled_mincore_bytes(fd, fx.path, fx.bytes.size(), std::span(&range, 1)),
@@ -284,7 +285,7 @@ TEST(AutoMode, ReadsDeviceTensorsDroppingPagesBehindWhenTheFileIsNotCached) {
   const Fixture fx(two_tensors());
   ASSERT_TRUE(testing::drop_from_page_cache(fx.path));
   const TensorInfo* w = fx.model.find("w");
-  const io::FileRange range{w->offset, w->nbytes};
+  const io::ByteRange range{w->offset, w->nbytes};
   if (io::cached_bytes(fx.path, fx.bytes.size(), std::span(&range, 1)) > w->nbytes / 2) {
     GTEST_SKIP() << "this filesystem (" << io::file_facts(fx.path).filesystem
                  << ") keeps the file in memory whatever we advise (tmpfs?)";

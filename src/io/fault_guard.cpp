@@ -9,7 +9,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "io/page_cache.hpp"
+#include "io/page.hpp"
 
 namespace weightmap {
 namespace fault_detail {
@@ -98,11 +98,10 @@ void install_handler() {
 const std::byte* run_guarded(std::span<const std::byte> range, void (*read)(void* state),
                              void* state) {
   install_handler();
-  const std::size_t page = io::page_size();
-  const auto start = reinterpret_cast<std::uintptr_t>(range.data());
+  const io::PageSpan pages = io::whole_pages(range.data(), range.size());
   GuardFrame frame;
-  frame.begin = reinterpret_cast<const std::byte*>(start / page * page);
-  frame.end = reinterpret_cast<const std::byte*>((start + range.size() + page - 1) / page * page);
+  frame.begin = pages.begin;
+  frame.end = pages.begin + pages.len;
   frame.previous = t_innermost;
   // No object with a destructor in this frame: an enclosing guard's jump may abandon it (a
   // fault outside this range but inside the enclosing one). So the frame is popped by hand on

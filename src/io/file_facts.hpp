@@ -1,9 +1,8 @@
-// What the auto load mode needs to know about a file before it chooses how to read it: the
-// filesystem it is on, and how much of a set of byte ranges is in the page cache.
+// What the auto load mode needs to know about a file's filesystem before it chooses how to
+// read it. (How much of it is in the page cache: io/page_cache.hpp, cached_bytes.)
 #pragma once
 
 #include <cstdint>
-#include <span>
 #include <string>
 
 #include "weightmap/load.hpp"
@@ -18,20 +17,5 @@ FileFacts file_facts(const std::string& path);
 // The name for a statfs f_type value ("ext4", "nfs", ...), and whether it is risky to map.
 // Separate from file_facts so every entry of the table is testable without mounting it.
 FileFacts filesystem_facts(std::uint64_t statfs_type);
-
-struct FileRange {
-  std::uint64_t offset = 0;
-  std::uint64_t bytes = 0;
-};
-
-// Bytes of the ranges that are in the page cache (no page is read): cachestat(2) where the
-// kernel has it (6.5+), else an estimate from mincore of up to 4096 pages spread over the
-// ranges. Throws Error(io) naming `path`.
-std::uint64_t cached_bytes(const std::string& path, std::uint64_t file_size,
-                           std::span<const FileRange> ranges);
-
-// The estimate cached_bytes falls back on without cachestat (public for its test).
-std::uint64_t sampled_mincore_bytes(int fd, const std::string& path, std::uint64_t file_size,
-                                    std::span<const FileRange> ranges);
 
 }  // namespace weightmap::io

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "io/file_reader.hpp"
+#include "io/page.hpp"
 #include "io/page_cache.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/mapped_file.hpp"
@@ -22,8 +23,6 @@ struct FdCloser {
     if (fd >= 0) ::close(fd);
   }
 };
-
-std::uint64_t page_size() { return io::page_size(); }
 
 }  // namespace
 
@@ -95,14 +94,9 @@ void MappedFile::discard_private_pages(std::uint64_t offset, std::uint64_t n) {
   if (access_ != Access::copy_on_write) return;  // a shared read-only mapping has none
   check_range(offset, n);
   if (n == 0) return;
-  const std::uint64_t page = page_size();
-  const std::uint64_t begin = offset / page * page;
-  const std::uint64_t end = std::min(identity_.size, (offset + n + page - 1) / page * page);
-  if (::madvise(base_ + begin, static_cast<std::size_t>(end - begin), MADV_DONTNEED) != 0) {
-    throw Error(ErrorCode::io,
-                fmt::format("madvise(MADV_DONTNEED) failed: {}", std::strerror(errno)),
-                {path_, {}, begin});
-  }
+  const std::uint64_t begin = io::page_floor(offset);
+  const std::uint64_t end = std::min(identity_.size, io::page_ceil(offset + n));
+  io::drop_private_copies(base_ + begin, static_cast<std::size_t>(end - begin), path_, begin);
 }
 
 void MappedFile::advise(Advice advice, std::uint64_t offset, std::uint64_t n) {

@@ -1,19 +1,21 @@
-// The kernel calls behind CachePolicy, on a range of a mapping or of a file descriptor.
-// One file so that every madvise/fadvise/mincore/mlock detail (and every fallback) is here.
+// The page-cache calls, on a range of a mapping or of a file descriptor: the hints behind
+// CachePolicy, prefaulting, residency (mincore, cachestat), locking, eviction and dropping a
+// copy-on-write mapping's private pages. Every madvise, posix_fadvise, mincore, cachestat and
+// mlock call of the library is in page_cache.cpp, with its fallbacks.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "io/page.hpp"
 #include "weightmap/mapped_file.hpp"
 
 namespace weightmap::io {
 
 using weightmap::Advice;
-
-std::size_t page_size() noexcept;
 
 // madvise on [addr, addr+len), widened to whole pages. Throws Error(io) naming `path`.
 void advise_memory(void* addr, std::size_t len, Advice advice, const std::string& path);
@@ -44,9 +46,25 @@ void lock_memory(const void* addr, std::size_t len, const std::string& path);
 std::string lock_failure_sentence(int error, std::uint64_t requested, std::uint64_t limit);
 void unlock_memory(const void* addr, std::size_t len) noexcept;
 
+// MADV_DONTNEED on [addr, addr+len) (whole pages) of a copy-on-write mapping: drops its
+// private copies, so the next read sees the file again (the undo of patched pages). Throws
+// Error(io) naming `path` and `file_offset` (that of `addr`).
+void drop_private_copies(void* addr, std::size_t len, const std::string& path,
+                         std::uint64_t file_offset);
+
 // MADV_DONTNEED on the range, then POSIX_FADV_DONTNEED on the file: madvise alone unmaps
 // but leaves the page cache full. Best effort (for destructors): returns false on failure.
 bool evict(void* addr, std::size_t len, int fd, std::uint64_t offset,
            std::uint64_t file_len) noexcept;
+
+// Bytes of the ranges that are in the page cache (no page is read): cachestat(2) where the
+// kernel has it (6.5+), else an estimate from mincore of up to 4096 pages spread over the
+// ranges. Throws Error(io) naming `path`.
+std::uint64_t cached_bytes(const std::string& path, std::uint64_t file_size,
+                           std::span<const ByteRange> ranges);
+
+// The estimate cached_bytes falls back on without cachestat (public for its test).
+std::uint64_t sampled_mincore_bytes(int fd, const std::string& path, std::uint64_t file_size,
+                                    std::span<const ByteRange> ranges);
 
 }  // namespace weightmap::io

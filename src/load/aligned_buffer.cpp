@@ -1,11 +1,11 @@
 #include "load/aligned_buffer.hpp"
 
 #include <fmt/format.h>
-#include <sys/mman.h>
 
 #include <atomic>
 #include <cstdlib>
 
+#include "io/page_cache.hpp"
 #include "weightmap/error.hpp"
 
 namespace weightmap::loader {
@@ -33,7 +33,13 @@ std::shared_ptr<std::byte> allocate_aligned(std::size_t bytes, std::size_t align
   if (memory == nullptr) {
     throw Error(ErrorCode::io, fmt::format("out of memory allocating {} bytes", rounded));
   }
-  if (huge_pages) (void)::madvise(memory, rounded, MADV_HUGEPAGE);
+  if (huge_pages) {
+    try {
+      io::advise_memory(memory, rounded, Advice::hugepage, "a staging buffer");
+    } catch (const Error&) {
+      // A hint: without huge pages the buffer works the same, only faults in more slowly.
+    }
+  }
   g_live_bytes += rounded;
   // On failure to allocate its control block, shared_ptr calls the deleter itself.
   return std::shared_ptr<std::byte>(static_cast<std::byte*>(memory), [rounded](std::byte* p) {

@@ -2,9 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
-
-#include "io/page_cache.hpp"
 #include "weightmap/error.hpp"
 
 namespace weightmap::loader {
@@ -15,7 +12,7 @@ FileLease::~FileLease() {
   if (evict_on_release_ && file_.use_count() == 1) file_->evict();
 }
 
-CachePolicy FileLease::apply(const CachePolicy& policy, const std::vector<ByteRange>& ranges,
+CachePolicy FileLease::apply(const CachePolicy& policy, const std::vector<io::ByteRange>& ranges,
                              std::vector<std::string>& notes) {
   CachePolicy refused;
   const auto hint = [&](bool CachePolicy::*flag, Advice advice, std::string_view word) {
@@ -52,30 +49,6 @@ bool acts_on_ranges(const CachePolicy& policy) noexcept {
   // The flags apply() reads, and no others.
   return policy.sequential || policy.random || policy.willneed || policy.hugepage ||
          policy.populate || policy.mlock;
-}
-
-std::vector<ByteRange> merge_ranges(std::vector<ByteRange> ranges, std::uint64_t file_size) {
-  const std::uint64_t page = io::page_size();
-  for (auto& range : ranges) {
-    const std::uint64_t begin = range.offset / page * page;
-    const std::uint64_t end =
-        std::min(file_size, (range.offset + range.bytes + page - 1) / page * page);
-    range = {begin, end - begin};
-  }
-  std::sort(ranges.begin(), ranges.end(),
-            [](const ByteRange& a, const ByteRange& b) { return a.offset < b.offset; });
-  std::vector<ByteRange> merged;
-  for (const auto& range : ranges) {
-    if (range.bytes == 0) continue;
-    if (!merged.empty() && range.offset <= merged.back().offset + merged.back().bytes) {
-      const std::uint64_t end =
-          std::max(merged.back().offset + merged.back().bytes, range.offset + range.bytes);
-      merged.back().bytes = end - merged.back().offset;
-    } else {
-      merged.push_back(range);
-    }
-  }
-  return merged;
 }
 
 std::shared_ptr<MappedFile> mapping_handle(const std::shared_ptr<FileLease>& lease) {

@@ -10,14 +10,10 @@
 #include <utility>
 #include <vector>
 
+#include "io/byte_range.hpp"
 #include "weightmap/load.hpp"
 
 namespace weightmap::loader {
-
-struct ByteRange {
-  std::uint64_t offset = 0;
-  std::uint64_t bytes = 0;
-};
 
 class FileLease {
  public:
@@ -31,21 +27,18 @@ class FileLease {
   // Applies the policy's hints, prefaulting and locking to the ranges of the load's mapped
   // tensors. Refused hints and a failed mlock are notes (the load goes on) and come back as
   // the flags refused; a failed populate is an Error (the file shrank under the mapping).
-  CachePolicy apply(const CachePolicy& policy, const std::vector<ByteRange>& ranges,
+  CachePolicy apply(const CachePolicy& policy, const std::vector<io::ByteRange>& ranges,
                     std::vector<std::string>& notes);
 
  private:
   std::shared_ptr<MappedFile> file_;
   bool evict_on_release_ = false;
-  std::vector<ByteRange> locked_;
+  std::vector<io::ByteRange> locked_;
 };
 
 // Whether FileLease::apply does anything with `policy`: hints, populate or mlock on the
 // tensors' ranges. Without them a load need not collect the ranges at all.
 bool acts_on_ranges(const CachePolicy& policy) noexcept;
-
-// Sorted, merged page-granular cover of `ranges` (which need not be sorted).
-std::vector<ByteRange> merge_ranges(std::vector<ByteRange> ranges, std::uint64_t file_size);
 
 // A handle to the mapping that keeps the lease (not only the mapping) alive.
 std::shared_ptr<MappedFile> mapping_handle(const std::shared_ptr<FileLease>& lease);

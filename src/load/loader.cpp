@@ -68,7 +68,7 @@ struct LoadState {
     // Without hints, populate or mlock a load of every tensor mapped touches no per-tensor
     // memory here.
     const bool ranged = loader::acts_on_ranges(policy);
-    std::vector<std::vector<loader::ByteRange>> ranges(ranged ? files.size() : 0);
+    std::vector<std::vector<io::ByteRange>> ranges(ranged ? files.size() : 0);
     for (const auto& planned : plan.tensors) {
       if (planned.placement != Placement::mapped) continue;
       mapped[planned.file] = true;
@@ -84,7 +84,7 @@ struct LoadState {
       if (ranged) {
         std::vector<std::string> refusals;
         report.cache.remove(leases[i]->apply(
-            policy, loader::merge_ranges(std::move(ranges[i]), files[i].size), refusals));
+            policy, io::page_cover(std::move(ranges[i]), files[i].size), refusals));
         for (auto& refusal : refusals) note(std::move(refusal));
       }
     }
@@ -168,13 +168,13 @@ struct LoadState {
   void drop_read_ranges(const std::vector<loader::CopyJob>& jobs,
                         const std::vector<std::unique_ptr<io::FileReader>>& readers,
                         const std::vector<loader::CopySource>& sources) {
-    std::vector<std::vector<loader::ByteRange>> ranges(readers.size());
+    std::vector<std::vector<io::ByteRange>> ranges(readers.size());
     for (const auto& job : jobs) {
       if (sources[job.file].drop_behind) ranges[job.file].push_back({job.offset, job.file_bytes});
     }
     for (std::size_t i = 0; i < readers.size(); ++i) {
       if (!readers[i] || ranges[i].empty()) continue;
-      for (const auto& range : loader::merge_ranges(std::move(ranges[i]), readers[i]->size())) {
+      for (const auto& range : io::page_cover(std::move(ranges[i]), readers[i]->size())) {
         io::advise_file(readers[i]->descriptor(), range.offset, range.bytes, io::Advice::dontneed,
                         readers[i]->name());
       }
@@ -189,7 +189,7 @@ struct LoadState {
   // plain pread 4.5-10 s; readahead keeps the disk busy, O_DIRECT at queue depth 2 does not.
   bool choose_drop_behind(const std::vector<loader::CopyJob>& jobs, std::size_t file,
                           FileChoice& choice) {
-    std::vector<loader::ByteRange> ranges;
+    std::vector<io::ByteRange> ranges;
     std::uint64_t total = 0;
     for (const auto& job : jobs) {
       if (job.file != file) continue;
@@ -197,10 +197,7 @@ struct LoadState {
       total += job.file_bytes;
     }
     const ModelFile& model_file = model.files()[file];
-    std::vector<io::FileRange> pages;
-    for (const auto& range : loader::merge_ranges(std::move(ranges), model_file.size)) {
-      pages.push_back({range.offset, range.bytes});
-    }
+    const std::vector<io::ByteRange> pages = io::page_cover(std::move(ranges), model_file.size);
     const std::uint64_t cached = io::cached_bytes(model_file.path, model_file.size, pages);
     choice.resident_fraction =
         total == 0 ? 1.0 : std::min(1.0, static_cast<double>(cached) / static_cast<double>(total));

@@ -2,10 +2,10 @@
 // validated index and the requests, never a file or the environment.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <unistd.h>
 
 #include <vector>
 
+#include "io/page.hpp"
 #include "load/mappable.hpp"
 #include "weightmap/convert.hpp"
 #include "weightmap/error.hpp"
@@ -15,11 +15,8 @@ namespace weightmap {
 namespace {
 
 // Mapping bases are page-aligned, so a tensor offset aligned to `alignment` gives an aligned
-// pointer only up to the page size. sysconf is not I/O; the planner stays pure.
-std::uint64_t mapping_base_alignment() {
-  static const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-  return page;
-}
+// pointer only up to the page size. The page size is not I/O; the planner stays pure.
+std::uint64_t mapping_base_alignment() { return io::page_size(); }
 
 std::optional<std::uint64_t> element_count(std::span<const std::uint64_t> shape) {
   std::uint64_t count = 1;

@@ -9,7 +9,7 @@
 namespace weightmap {
 
 Residency page_cache_residency(const Model& model) {
-  std::vector<std::vector<loader::ByteRange>> ranges(model.files().size());
+  std::vector<std::vector<io::ByteRange>> ranges(model.files().size());
   for (const auto& tensor : model.tensors()) {
     ranges[tensor.file].push_back({tensor.offset, tensor.nbytes});
   }
@@ -18,7 +18,7 @@ Residency page_cache_residency(const Model& model) {
     const ModelFile& file = model.files()[i];
     FileResidency entry;
     entry.path = file.path;
-    const auto merged = loader::merge_ranges(std::move(ranges[i]), file.size);
+    const auto merged = io::page_cover(std::move(ranges[i]), file.size);
     if (!merged.empty()) {
       // An unpopulated read-only mapping: mincore reports the page cache without filling it.
       const auto mapping = io::map_model_file(file.path, file.identity, Access::read_only);

@@ -8,7 +8,6 @@
 // and re-applying a tensor's remaining patches puts each back on its own rows.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <optional>
@@ -18,6 +17,7 @@
 
 #include "io/file_reader.hpp"
 #include "io/identity_at.hpp"
+#include "io/page.hpp"
 #include "lora/lora_factors.hpp"
 #include "lora/parallel_jobs.hpp"
 #include "lora/patch_kernel.hpp"
@@ -41,32 +41,7 @@ struct PatchRef {
   const LoraTarget* target = nullptr;
 };
 
-struct ByteRange {
-  std::uint64_t begin = 0;
-  std::uint64_t end = 0;
-};
-
 std::uint64_t element_size(DType dtype) { return *dtype_bytes_for(dtype, 1); }
-
-std::uint64_t page_size_bytes() {
-  static const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-  return page;
-}
-
-// Ranges sorted, and overlapping or touching ones merged.
-std::vector<ByteRange> merge(std::vector<ByteRange> ranges) {
-  std::sort(ranges.begin(), ranges.end(),
-            [](const ByteRange& a, const ByteRange& b) { return a.begin < b.begin; });
-  std::vector<ByteRange> out;
-  for (const ByteRange& range : ranges) {
-    if (!out.empty() && range.begin <= out.back().end) {
-      out.back().end = std::max(out.back().end, range.end);
-    } else {
-      out.push_back(range);
-    }
-  }
-  return out;
-}
 
 // What one tensor needs after an undo: its file bytes back (read again when loaded; the
 // straddling units at the edges of dropped pages), then the patches that stay.
@@ -74,9 +49,9 @@ struct Repair {
   TensorStorage* storage = nullptr;
   const TensorInfo* info = nullptr;
   lora::TensorCodec codec;
-  bool reread = false;                   // a loaded tensor: read it from the file again
-  std::vector<ByteRange> element_spans;  // element ranges [begin, end) to re-patch
-  std::vector<ByteRange> byte_spans;     // the dropped bytes of it, relative to its start
+  bool reread = false;                       // a loaded tensor: read it from the file again
+  std::vector<io::ByteRange> element_spans;  // element ranges to re-patch (in elements)
+  std::vector<io::ByteRange> byte_spans;     // the dropped bytes of it, relative to its start
   std::vector<PatchRef> patches;
 };
 
@@ -214,19 +189,18 @@ struct LoraPatcher::State {
       }
     }
     const std::size_t tile = tile_elements();
-    lora::run_jobs(repairs.size(), options.workers,
-                   [&](std::size_t index, lora::TileScratch& scratch) {
-                     Repair& repair = repairs[index];
-                     TensorStorage& storage = *repair.storage;
-                     if (repair.reread) {
-                       reread(*readers.at(repair.info->file), *repair.info, storage, scratch);
-                     }
-                     restore_straddling(repair, readers);
-                     for (const ByteRange& span : repair.element_spans) {
-                       add(repair.patches, storage, repair.codec, span.begin, span.end - span.begin,
-                           tile, scratch);
-                     }
-                   });
+    lora::run_jobs(
+        repairs.size(), options.workers, [&](std::size_t index, lora::TileScratch& scratch) {
+          Repair& repair = repairs[index];
+          TensorStorage& storage = *repair.storage;
+          if (repair.reread) {
+            reread(*readers.at(repair.info->file), *repair.info, storage, scratch);
+          }
+          restore_straddling(repair, readers);
+          for (const io::ByteRange& span : repair.element_spans) {
+            add(repair.patches, storage, repair.codec, span.offset, span.bytes, tile, scratch);
+          }
+        });
   }
 
   // A unit cut by the edge of a dropped page is half file, half patched: read it whole from
@@ -237,8 +211,8 @@ struct LoraPatcher::State {
       const std::unordered_map<std::uint32_t, std::unique_ptr<io::FileReader>>& readers) {
     const std::uint64_t size = repair.codec.unit_bytes;
     if (size == 0) return;
-    for (const ByteRange& span : repair.byte_spans) {
-      for (const std::uint64_t edge : {span.begin, span.end}) {
+    for (const io::ByteRange& span : repair.byte_spans) {
+      for (const std::uint64_t edge : {span.offset, span.end()}) {
         if (edge % size == 0 || edge >= repair.info->nbytes) continue;
         const std::uint64_t start = edge / size * size;
         readers.at(repair.info->file)
@@ -317,8 +291,7 @@ struct LoraPatcher::State {
     std::erase_if(applied, [](const auto& entry) { return entry == nullptr; });
 
     // Drop the copy-on-write pages of mapped tensors.
-    const std::uint64_t page = page_size_bytes();
-    std::unordered_map<std::uint32_t, std::vector<ByteRange>> dropped;  // per base file
+    std::unordered_map<std::uint32_t, std::vector<io::ByteRange>> dropped;  // per base file
     std::vector<Repair> repairs;
     for (const std::string& name : affected) {
       TensorStorage* storage = storages.count(name) ? storages.at(name) : nullptr;
@@ -328,16 +301,17 @@ struct LoraPatcher::State {
                     {},      {},   patches_of(name)};
       if (storage->mapped) {
         storage->mapping->discard_private_pages(info->offset, info->nbytes);
-        const std::uint64_t begin = info->offset / page * page;
-        const std::uint64_t end = (info->offset + info->nbytes + page - 1) / page * page;
-        dropped[info->file].push_back({begin, end});
+        dropped[info->file].push_back({info->offset, info->nbytes});
       }
       if (!repair.patches.empty()) {
         repair.element_spans.push_back({0, info->element_count()});
       }
       repairs.push_back(std::move(repair));
     }
-    for (auto& [file, ranges] : dropped) ranges = merge(std::move(ranges));
+    // Whole pages were dropped.
+    for (auto& [file, ranges] : dropped) {
+      ranges = io::page_cover(std::move(ranges), base.files()[file].size);
+    }
 
     // Neighbours: mapped tensors that keep patches and lost some of their pages.
     std::unordered_set<std::string_view> seen;
@@ -354,17 +328,18 @@ struct LoraPatcher::State {
         const std::uint64_t size = repair.codec.unit_bytes;
         const std::uint64_t per_unit = repair.codec.unit_elements;
         if (size == 0) continue;
-        for (const ByteRange& range : ranges->second) {
-          const std::uint64_t begin = std::max(range.begin, info->offset);
-          const std::uint64_t end = std::min(range.end, info->offset + info->nbytes);
+        for (const io::ByteRange& range : ranges->second) {
+          const std::uint64_t begin = std::max(range.offset, info->offset);
+          const std::uint64_t end = std::min(range.end(), info->offset + info->nbytes);
           if (begin >= end) continue;
-          const ByteRange bytes{begin - info->offset, end - info->offset};
+          const io::ByteRange bytes{begin - info->offset, end - begin};
           repair.byte_spans.push_back(bytes);
+          const std::uint64_t first = bytes.offset / size * per_unit;
           repair.element_spans.push_back(
-              {bytes.begin / size * per_unit, (bytes.end + size - 1) / size * per_unit});
+              {first, (bytes.end() + size - 1) / size * per_unit - first});
         }
         // A unit longer than a page may touch two dropped ranges: patch it once.
-        repair.element_spans = merge(std::move(repair.element_spans));
+        repair.element_spans = io::merge_ranges(std::move(repair.element_spans));
         if (repair.element_spans.empty()) continue;
         repair.patches = patches_of(name);
         repairs.push_back(std::move(repair));

@@ -27,13 +27,13 @@ namespace {
 // found near where it happened.
 constexpr std::uint64_t kPrefetchChunk = std::uint64_t{16} << 20;
 
-std::vector<std::vector<loader::ByteRange>> tensor_ranges(const Model& model) {
-  std::vector<std::vector<loader::ByteRange>> ranges(model.files().size());
+std::vector<std::vector<io::ByteRange>> tensor_ranges(const Model& model) {
+  std::vector<std::vector<io::ByteRange>> ranges(model.files().size());
   for (const TensorInfo& tensor : model.tensors()) {
     if (tensor.nbytes > 0) ranges[tensor.file].push_back({tensor.offset, tensor.nbytes});
   }
   for (std::size_t i = 0; i < ranges.size(); ++i) {
-    ranges[i] = loader::merge_ranges(std::move(ranges[i]), model.files()[i].size);
+    ranges[i] = io::page_cover(std::move(ranges[i]), model.files()[i].size);
   }
   return ranges;
 }
