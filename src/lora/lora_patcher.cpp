@@ -1,7 +1,7 @@
 // Immediate LoRAs: patch writable tensors in place, and take patches back out. A mapped
 // tensor gets its file bytes back by dropping its copy-on-write pages (no read); pages are
 // whole, so the neighbours sharing a boundary page get their remaining patches re-applied
-// on the part that was dropped. A loaded tensor is read from the file again. Tensors are
+// on the part that was dropped. A loaded tensor is read again through load(). Tensors are
 // patched in units (an element, or a row of a quantized tensor: see lora::TensorCodec), so a
 // re-patched range is always whole units. A module may patch a slice of a fused tensor's rows
 // (q, k or v of a qkv): the kernel touches those rows only, so slices of one tensor compose,
@@ -21,9 +21,10 @@
 #include "lora/lora_factors.hpp"
 #include "lora/parallel_jobs.hpp"
 #include "lora/patch_kernel.hpp"
-#include "weightmap/convert.hpp"
+#include "weightmap/dtype.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/fault_guard.hpp"
+#include "weightmap/load.hpp"
 #include "weightmap/lora.hpp"
 
 namespace weightmap {
@@ -40,8 +41,6 @@ struct PatchRef {
   const Applied* applied = nullptr;
   const LoraTarget* target = nullptr;
 };
-
-std::uint64_t element_size(DType dtype) { return *dtype_bytes_for(dtype, 1); }
 
 // What one tensor needs after an undo: its file bytes back (read again when loaded; the
 // straddling units at the edges of dropped pages), then the patches that stay.
@@ -158,32 +157,33 @@ struct LoraPatcher::State {
                  [&] { lora::add_patches(codec, bytes, first, count, pointers, tile, scratch); });
   }
 
-  void reread(const io::FileReader& reader, const TensorInfo& info, TensorStorage& storage,
-              lora::TileScratch& scratch) const {
-    if (info.dtype == storage.dtype) {
-      reader.read_at(info.offset, storage.writable);
-      return;
+  // Loaded tensors get their file bytes back through load(), into their own buffers (the
+  // requests' destinations): read and converted by the loader's workers, as when they were
+  // first loaded.
+  void reload(const std::vector<Repair>& repairs) const {
+    std::vector<TensorRequest> requests;
+    for (const Repair& repair : repairs) {
+      if (!repair.reread) continue;
+      TensorRequest request;
+      request.name = repair.info->name;
+      request.dtype = repair.storage->dtype;
+      request.shape = repair.storage->shape;
+      request.destination = repair.storage->writable.data();
+      request.destination_size = repair.storage->writable.size();
+      requests.push_back(std::move(request));
     }
-    const std::uint64_t elements = info.element_count();
-    const std::uint64_t from_size = element_size(info.dtype);
-    const std::uint64_t to_size = element_size(storage.dtype);
-    const std::uint64_t chunk = tile_elements();
-    for (std::uint64_t e = 0; e < elements; e += chunk) {
-      const std::uint64_t n = std::min(chunk, elements - e);
-      scratch.raw.resize(static_cast<std::size_t>(n * from_size));
-      reader.read_at(info.offset + e * from_size, scratch.raw);
-      convert(info.dtype, scratch.raw, storage.dtype,
-              storage.writable.subspan(static_cast<std::size_t>(e * to_size),
-                                       static_cast<std::size_t>(n * to_size)),
-              n);
-    }
+    if (requests.empty()) return;
+    LoadOptions reading;
+    reading.workers = std::max(1U, options.workers);
+    reading.cache_from_env = false;  // page-cache hints are for loads, not for a repair
+    (void)load(base, requests, reading);
   }
 
   void run_repairs(std::vector<Repair>& repairs) {
+    reload(repairs);
     std::unordered_map<std::uint32_t, std::unique_ptr<io::FileReader>> readers;
     for (const Repair& repair : repairs) {
-      const bool needs_reader = repair.reread || !repair.byte_spans.empty();
-      if (needs_reader && !readers.contains(repair.info->file)) {
+      if (!repair.byte_spans.empty() && !readers.contains(repair.info->file)) {
         readers.emplace(repair.info->file,
                         std::make_unique<io::FileReader>(file_path(*repair.info)));
       }
@@ -193,9 +193,6 @@ struct LoraPatcher::State {
         repairs.size(), options.workers, [&](std::size_t index, lora::TileScratch& scratch) {
           Repair& repair = repairs[index];
           TensorStorage& storage = *repair.storage;
-          if (repair.reread) {
-            reread(*readers.at(repair.info->file), *repair.info, storage, scratch);
-          }
           restore_straddling(repair, readers);
           for (const io::ByteRange& span : repair.element_spans) {
             add(repair.patches, storage, repair.codec, span.offset, span.bytes, tile, scratch);
