@@ -21,6 +21,7 @@
 #include "support/temp_dir.hpp"
 #include "weightmap/cli.hpp"
 #include "weightmap/error.hpp"
+#include "weightmap/human_bytes.hpp"
 #include "weightmap/inspect.hpp"
 #include "weightmap/inspect_text.hpp"
 #include "weightmap/model_json.hpp"
@@ -483,7 +484,7 @@ TEST(CliText, SizesAlignmentAndShapes) {
   EXPECT_EQ(human_bytes(1023), "1023 B");
   EXPECT_EQ(human_bytes(1536), "1.5 KiB");
   EXPECT_EQ(human_bytes(5u << 20), "5.0 MiB");
-  EXPECT_EQ(human_bytes(std::uint64_t{13} << 30), "13.00 GiB");
+  EXPECT_EQ(human_bytes(std::uint64_t{13} << 30), "13.0 GiB");
   EXPECT_EQ(offset_alignment(0), 4096u);
   EXPECT_EQ(offset_alignment(268), 4u);
   EXPECT_EQ(offset_alignment(3 * 64), 64u);

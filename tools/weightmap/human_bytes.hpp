@@ -1,4 +1,5 @@
-// Byte counts for people: "512.0 MiB". Shared by the load and bench reports.
+// Byte counts for people, the one way the CLI prints a size: "512 B", "1.5 KiB", "5.0 MiB",
+// "13.0 GiB".
 #pragma once
 
 #include <fmt/format.h>

@@ -12,6 +12,7 @@
 #include <variant>
 
 #include "weightmap/error.hpp"
+#include "weightmap/human_bytes.hpp"
 #include "weightmap/realign.hpp"
 
 namespace weightmap::cli {
@@ -195,15 +196,6 @@ void write_alignment(const Model& model, std::ostream& out) {
 }
 
 }  // namespace
-
-std::string human_bytes(std::uint64_t bytes) {
-  constexpr double kKiB = 1024.0;
-  const auto value = static_cast<double>(bytes);
-  if (bytes < 1024) return fmt::format("{} B", bytes);
-  if (value < kKiB * kKiB) return fmt::format("{:.1f} KiB", value / kKiB);
-  if (value < kKiB * kKiB * kKiB) return fmt::format("{:.1f} MiB", value / (kKiB * kKiB));
-  return fmt::format("{:.2f} GiB", value / (kKiB * kKiB * kKiB));
-}
 
 std::uint64_t offset_alignment(std::uint64_t offset) {
   if (offset == 0) return kMaxReportedAlignment;

@@ -14,9 +14,6 @@ namespace weightmap::cli {
 // Offsets are reported aligned to at most this many bytes (a page).
 inline constexpr std::uint64_t kMaxReportedAlignment = 4096;
 
-// "512 B", "3.0 KiB", "5.2 MiB", "13.70 GiB".
-std::string human_bytes(std::uint64_t bytes);
-
 // The largest power of two dividing `offset`, capped at kMaxReportedAlignment (0 counts as
 // aligned to the cap).
 std::uint64_t offset_alignment(std::uint64_t offset);
