@@ -16,7 +16,6 @@
 #include <ggml-backend.h>
 #include <ggml-cpu.h>
 #include <ggml.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -26,6 +25,7 @@
 #include <memory>
 #include <vector>
 
+#include "support/temp_dir.hpp"
 #include "tiny_transformer/tiny_transformer.hpp"
 #include "weightmap/mapped_file.hpp"
 #include "weightmap/realign.hpp"
@@ -38,16 +38,8 @@ using Clock = std::chrono::steady_clock;
 
 // This process's files (about 460 MiB), removed at exit.
 const fs::path& fixture_dir() {
-  struct Dir {
-    fs::path path = fs::temp_directory_path() / fmt::format("weightmap-align-bench-{}", ::getpid());
-    Dir() { fs::create_directories(path); }
-    ~Dir() {
-      std::error_code ignored;
-      fs::remove_all(path, ignored);
-    }
-  };
-  static const Dir dir;
-  return dir.path;
+  static const weightmap::testing::TempDir dir("weightmap-align-bench");
+  return dir.path();
 }
 
 double seconds_of(const std::function<void()>& work) {
