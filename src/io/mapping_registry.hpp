@@ -13,13 +13,14 @@
 
 namespace weightmap::io {
 
-// Maps `path`, or returns the live read-only mapping of the same file. Throws Error(io) when
-// the file cannot be mapped or is no longer the file `expected` describes (replaced, resized
-// or touched since the model was opened: its validated offsets cannot be trusted).
-// Throws Error(io) naming `path` when `now` is not `expected`.
+// Throws Error(io) naming `path` when `now` is not `expected` (the file was replaced, resized
+// or written to since the model was opened: its validated offsets cannot be trusted).
 void check_unchanged(const FileIdentity& now, const FileIdentity& expected,
                      const std::string& path);
 
+// Maps `path` with `access`, or returns the live read-only mapping of the same file when
+// `access` is read_only and one exists. Throws Error(io) when the file cannot be mapped or is
+// no longer the file `expected` describes.
 std::shared_ptr<MappedFile> map_model_file(const std::string& path, const FileIdentity& expected,
                                            Access access);
 

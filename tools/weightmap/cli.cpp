@@ -20,8 +20,11 @@
 namespace weightmap::cli {
 
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
-  CLI::App app{"weightmap: index safetensors and GGUF model files without reading their weights.",
-               "weightmap"};
+  CLI::App app{
+      "weightmap: inspect, load, benchmark, realign, page in or out and LoRA-patch model "
+      "files (safetensors, GGUF, PyTorch checkpoints), mapping their weights where it can "
+      "instead of copying them.",
+      "weightmap"};
   app.set_version_flag("--version", WEIGHTMAP_VERSION);
   app.require_subcommand(1);
   app.footer(
