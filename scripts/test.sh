@@ -9,6 +9,8 @@
 #      ctest again;
 #   3. the libFuzzer targets (clang++-14, ASan+UBSan) in build-fuzz/, each run for a bounded
 #      time (WEIGHTMAP_FUZZ_SECONDS, default 60) from its seed corpus.
+# Before anything is built, scripts/check-layers.py checks that no file includes a layer above
+# its own (docs/design.md).
 # Exits non-zero when either build or either test run fails. Safe to run again: the build
 # directories are reused.
 set -euo pipefail
@@ -20,6 +22,10 @@ jobs=${WEIGHTMAP_JOBS:-2}
 export GGML_NO_BACKTRACE=1
 
 step() { printf '\n== %s (%ds)\n' "$*" "$SECONDS"; }
+
+step "layering (scripts/check-layers.py)"
+# Cheap, and a broken layer is a design error, not a build error: say so before compiling.
+scripts/check-layers.py
 
 step "dependencies"
 scripts/install-deps.sh
