@@ -145,6 +145,23 @@ TEST(PlannerTest, ADestinationBufferMeansLoadedIntoIt) {
   EXPECT_EQ(plan_one(r).reason, Reason::mapping_disabled);
 }
 
+TEST(PlannerTest, ADestinationAndASinkGiveTheSameReasonForTheSameDevice) {
+  std::vector<std::byte> buffer(64);
+  TensorRequest into_buffer = request("a");
+  into_buffer.destination = buffer.data();
+  into_buffer.destination_size = buffer.size();
+  TensorRequest into_sink = request("a");
+  into_sink.sink = [](std::span<const std::byte>, std::uint64_t) {};
+  for (const bool host : {true, false}) {
+    into_buffer.device.reads_host_memory = host;
+    into_sink.device.reads_host_memory = host;
+    const Reason expected =
+        host ? Reason::mapping_disabled : Reason::device_cannot_read_host_memory;
+    EXPECT_EQ(plan_one(into_buffer).reason, expected) << host;
+    EXPECT_EQ(plan_one(into_sink).reason, expected) << host;
+  }
+}
+
 TEST(PlannerTest, ADestinationTooSmallIsAnError) {
   std::vector<std::byte> buffer(63);
   TensorRequest r = request("a");
