@@ -1,23 +1,8 @@
-#include <fmt/format.h>
-
 #include <algorithm>
 
 #include "weightmap/load.hpp"
 
 namespace weightmap {
-namespace {
-
-double mib(std::uint64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
-
-}  // namespace
-
-std::string LoadReport::summary_line() const {
-  return fmt::format(
-      "memory-mapped {} tensors in {} files ({:.1f} MiB), loaded {} tensors ({:.1f} MiB, {} "
-      "converted) in {:.3f} s",
-      mapped_tensors, mapped_files, mib(mapped_bytes), loaded_tensors, mib(loaded_bytes),
-      converted_tensors, seconds);
-}
 
 const TensorStorage* LoadedModel::find(std::string_view name) const {
   const auto it = std::find_if(tensors.begin(), tensors.end(),
