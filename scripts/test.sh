@@ -5,6 +5,8 @@
 #      keeps compiling, but does not run it) and runs ctest three times over, four tests at a
 #      time (`--repeat until-fail:3`), so tests that share a file or depend on their order
 #      fail here rather than now and then;
+#   1b. the consumer projects in tests/consumers/ (scripts/test-consumers.sh): weightmap used
+#      from outside the checkout through find_package, pkg-config and add_subdirectory;
 #   2. clang++-14 with AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/, runs
 #      ctest again;
 #   3. the libFuzzer targets (clang++-14, ASan+UBSan) in build-fuzz/, each run for a bounded
@@ -44,6 +46,9 @@ cmake --build build -j "$jobs"
 
 step "tests (g++ Release), three times over, 4 at a time"
 (cd build && ctest --output-on-failure -j 4 --repeat until-fail:3)
+
+step "consumer projects: find_package, pkg-config, add_subdirectory (tests/consumers/)"
+scripts/test-consumers.sh build "$ggml_dir"
 
 step "clang++-14 ASan+UBSan build in build-asan/"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
