@@ -8,6 +8,9 @@
 #include <string_view>
 #include <vector>
 
+#include "weightmap/export.hpp"
+
+WEIGHTMAP_API_BEGIN
 namespace weightmap {
 
 class Model;
@@ -69,3 +72,4 @@ struct Residency {
 Residency page_cache_residency(const Model& model);
 
 }  // namespace weightmap
+WEIGHTMAP_API_END

@@ -10,7 +10,9 @@
 #include <string_view>
 
 #include "weightmap/dtype.hpp"
+#include "weightmap/export.hpp"
 
+WEIGHTMAP_API_BEGIN
 namespace weightmap {
 
 // True when convert() can turn `from` into `to`. The same known type counts as convertible
@@ -36,3 +38,4 @@ void convert(DType from, std::span<const std::byte> src, DType to, std::span<std
 std::string_view convert_implementation() noexcept;
 
 }  // namespace weightmap
+WEIGHTMAP_API_END

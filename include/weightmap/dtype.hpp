@@ -8,6 +8,9 @@
 #include <span>
 #include <string_view>
 
+#include "weightmap/export.hpp"
+
+WEIGHTMAP_API_BEGIN
 namespace weightmap {
 
 enum class DType : std::uint32_t {
@@ -94,3 +97,4 @@ std::string_view dtype_name(DType type);
 std::optional<std::uint64_t> dtype_bytes_for(DType type, std::uint64_t elements) noexcept;
 
 }  // namespace weightmap
+WEIGHTMAP_API_END

@@ -9,6 +9,9 @@
 #include <string>
 #include <string_view>
 
+#include "weightmap/export.hpp"
+
+WEIGHTMAP_API_BEGIN
 namespace weightmap {
 
 enum class ErrorCode {
@@ -66,3 +69,4 @@ std::string printable(std::string_view text, std::size_t max_bytes = 200);
 bool is_valid_utf8(std::string_view text);
 
 }  // namespace weightmap
+WEIGHTMAP_API_END

@@ -28,8 +28,10 @@
 #include <utility>
 
 #include "weightmap/error.hpp"
+#include "weightmap/export.hpp"
 #include "weightmap/mapped_file.hpp"
 
+WEIGHTMAP_API_BEGIN
 namespace weightmap {
 
 // Where a guarded range lies, for the error. Views only (trivially destructible), so that a
@@ -86,3 +88,4 @@ void guarded_copy(void* destination, const MappedFile& file, std::uint64_t offse
 std::uint64_t offset_in_mapping(const MappedFile& file, std::span<const std::byte> bytes);
 
 }  // namespace weightmap
+WEIGHTMAP_API_END

@@ -2,6 +2,9 @@
 
 #include <cstdint>
 
+#include "weightmap/export.hpp"
+
+WEIGHTMAP_API_BEGIN
 namespace weightmap {
 
 // Enough to tell that a file was replaced or changed since it was indexed.
@@ -15,3 +18,4 @@ struct FileIdentity {
 };
 
 }  // namespace weightmap
+WEIGHTMAP_API_END

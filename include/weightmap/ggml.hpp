@@ -22,9 +22,11 @@
 
 #include "weightmap/dtype.hpp"
 #include "weightmap/error.hpp"
+#include "weightmap/export.hpp"
 #include "weightmap/load.hpp"
 #include "weightmap/model.hpp"
 
+WEIGHTMAP_API_BEGIN
 namespace weightmap::ggml {
 
 // The one place where the two shape orders meet: TensorInfo::shape is outermost first (as
@@ -145,3 +147,4 @@ Binding bind(const Model& model, const EngineTensors& tensors, const DeviceOf& d
              const BindOptions& options = {});
 
 }  // namespace weightmap::ggml
+WEIGHTMAP_API_END

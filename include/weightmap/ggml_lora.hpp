@@ -13,8 +13,10 @@
 #include <string_view>
 #include <vector>
 
+#include "weightmap/export.hpp"
 #include "weightmap/lora.hpp"
 
+WEIGHTMAP_API_BEGIN
 namespace weightmap::ggml {
 
 // For LoraApplyOptions::quantized and LoraMergeOptions::quantized: reads quantized rows with
@@ -74,3 +76,4 @@ ggml_tensor* mul_mat_lora(ggml_context* ctx, ggml_tensor* w, ggml_tensor* x,
                           std::string_view base_tensor, const LoraGraphWeights& lora);
 
 }  // namespace weightmap::ggml
+WEIGHTMAP_API_END

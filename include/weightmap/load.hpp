@@ -19,9 +19,11 @@
 
 #include "weightmap/cache_policy.hpp"
 #include "weightmap/dtype.hpp"
+#include "weightmap/export.hpp"
 #include "weightmap/mapped_file.hpp"
 #include "weightmap/model.hpp"
 
+WEIGHTMAP_API_BEGIN
 namespace weightmap {
 
 struct DeviceCaps {
@@ -246,3 +248,4 @@ LoadedModel load(const Model& model, std::span<const TensorRequest> requests,
 std::vector<FileFacts> file_facts(const Model& model);
 
 }  // namespace weightmap
+WEIGHTMAP_API_END

@@ -17,10 +17,12 @@
 #include <string_view>
 #include <vector>
 
+#include "weightmap/export.hpp"
 #include "weightmap/load.hpp"
 #include "weightmap/model.hpp"
 #include "weightmap/writer.hpp"
 
+WEIGHTMAP_API_BEGIN
 namespace weightmap {
 
 enum class LoraKind {
@@ -316,3 +318,4 @@ WrittenFile write_merged_model(const Model& base, std::span<const LoraUse> uses,
                                const std::string& path, const LoraMergeOptions& options = {});
 
 }  // namespace weightmap
+WEIGHTMAP_API_END

@@ -9,8 +9,10 @@
 #include <span>
 #include <string>
 
+#include "weightmap/export.hpp"
 #include "weightmap/file_identity.hpp"
 
+WEIGHTMAP_API_BEGIN
 namespace weightmap {
 
 // Page-cache hints (madvise on the mapping; posix_fadvise on the file where one exists).
@@ -77,3 +79,4 @@ class MappedFile {
 };
 
 }  // namespace weightmap
+WEIGHTMAP_API_END

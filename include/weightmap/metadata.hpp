@@ -9,6 +9,9 @@
 #include <variant>
 #include <vector>
 
+#include "weightmap/export.hpp"
+
+WEIGHTMAP_API_BEGIN
 namespace weightmap {
 
 enum class MetadataType : std::uint32_t {
@@ -47,3 +50,4 @@ struct MetadataEntry {
 };
 
 }  // namespace weightmap
+WEIGHTMAP_API_END

@@ -8,9 +8,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "weightmap/export.hpp"
 #include "weightmap/file_identity.hpp"
 #include "weightmap/tensor_index.hpp"
 
+WEIGHTMAP_API_BEGIN
 namespace weightmap {
 
 struct ModelFile {
@@ -73,3 +75,4 @@ Model open_model(const std::vector<ModelSource>& sources, const OpenOptions& opt
 Model open_model(const std::string& path, const OpenOptions& options = {});
 
 }  // namespace weightmap
+WEIGHTMAP_API_END

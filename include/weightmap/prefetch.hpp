@@ -19,8 +19,10 @@
 #include <utility>
 #include <vector>
 
+#include "weightmap/export.hpp"
 #include "weightmap/load.hpp"
 
+WEIGHTMAP_API_BEGIN
 namespace weightmap {
 
 struct PrefetchOptions {
@@ -86,3 +88,4 @@ class Prefetcher {
 };
 
 }  // namespace weightmap
+WEIGHTMAP_API_END

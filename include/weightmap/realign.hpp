@@ -10,9 +10,11 @@
 #include <utility>
 #include <vector>
 
+#include "weightmap/export.hpp"
 #include "weightmap/tensor_index.hpp"
 #include "weightmap/writer.hpp"
 
+WEIGHTMAP_API_BEGIN
 namespace weightmap {
 
 inline constexpr std::uint32_t kDefaultRealignment = 64;
@@ -78,3 +80,4 @@ RealignResult realign(const std::string& input, const std::string& output,
                       const RealignOptions& options = {});
 
 }  // namespace weightmap
+WEIGHTMAP_API_END

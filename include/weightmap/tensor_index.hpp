@@ -7,8 +7,10 @@
 #include <vector>
 
 #include "weightmap/dtype.hpp"
+#include "weightmap/export.hpp"
 #include "weightmap/metadata.hpp"
 
+WEIGHTMAP_API_BEGIN
 namespace weightmap {
 
 enum class FileFormat { safetensors, gguf, pytorch_zip };
@@ -42,3 +44,4 @@ struct FileIndex {
 };
 
 }  // namespace weightmap
+WEIGHTMAP_API_END

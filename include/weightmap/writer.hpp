@@ -13,8 +13,10 @@
 #include <vector>
 
 #include "weightmap/dtype.hpp"
+#include "weightmap/export.hpp"
 #include "weightmap/metadata.hpp"
 
+WEIGHTMAP_API_BEGIN
 namespace weightmap {
 
 // One tensor to write, in the order it goes into the file.
@@ -87,3 +89,4 @@ WrittenFile write_gguf(const std::string& path, const std::vector<TensorToWrite>
                        const TensorBytesSource& source, const GgufWriteOptions& options = {});
 
 }  // namespace weightmap
+WEIGHTMAP_API_END
