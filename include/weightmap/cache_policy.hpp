@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "weightmap/error.hpp"
 #include "weightmap/export.hpp"
 
 WEIGHTMAP_API_BEGIN

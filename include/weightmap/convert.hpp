@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "weightmap/dtype.hpp"
+#include "weightmap/error.hpp"
 #include "weightmap/export.hpp"
 
 WEIGHTMAP_API_BEGIN

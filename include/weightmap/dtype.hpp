@@ -8,6 +8,7 @@
 #include <span>
 #include <string_view>
 
+#include "weightmap/error.hpp"
 #include "weightmap/export.hpp"
 
 WEIGHTMAP_API_BEGIN

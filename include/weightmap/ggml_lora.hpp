@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "weightmap/error.hpp"
 #include "weightmap/export.hpp"
 #include "weightmap/lora.hpp"
 

@@ -19,6 +19,7 @@
 
 #include "weightmap/cache_policy.hpp"
 #include "weightmap/dtype.hpp"
+#include "weightmap/error.hpp"
 #include "weightmap/export.hpp"
 #include "weightmap/mapped_file.hpp"
 #include "weightmap/model.hpp"

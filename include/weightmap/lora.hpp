@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "weightmap/error.hpp"
 #include "weightmap/export.hpp"
 #include "weightmap/load.hpp"
 #include "weightmap/model.hpp"

@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 
+#include "weightmap/error.hpp"
 #include "weightmap/export.hpp"
 #include "weightmap/file_identity.hpp"
 

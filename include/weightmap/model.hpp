@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "weightmap/error.hpp"
 #include "weightmap/export.hpp"
 #include "weightmap/file_identity.hpp"
 #include "weightmap/tensor_index.hpp"

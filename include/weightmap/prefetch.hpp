@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "weightmap/error.hpp"
 #include "weightmap/export.hpp"
 #include "weightmap/load.hpp"
 

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "weightmap/error.hpp"
 #include "weightmap/export.hpp"
 #include "weightmap/tensor_index.hpp"
 #include "weightmap/writer.hpp"

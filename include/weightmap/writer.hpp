@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "weightmap/dtype.hpp"
+#include "weightmap/error.hpp"
 #include "weightmap/export.hpp"
 #include "weightmap/metadata.hpp"
 
