@@ -8,7 +8,7 @@ lib=$1
 shift
 symbols=$(nm -D --defined-only "$lib" | awk '{ print $3 }' | c++filt)
 # weightmap::fault_detail is public: weightmap/fault_guard.hpp's template calls it.
-internal='weightmap::(detail|format|io|loader|lora|ggml::detail)::|\(anonymous namespace\)|fmt::|simdjson'
+internal='weightmap::(capi|detail|format|io|loader|lora|ggml::detail)::|\(anonymous namespace\)|fmt::|simdjson'
 if offenders=$(grep -E "$internal" <<<"$symbols"); then
   echo "check-exports: $lib exports internal symbols:" >&2
   echo "$offenders" | head -40 >&2

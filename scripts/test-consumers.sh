@@ -6,7 +6,8 @@
 #      (a static build with the adapter, as scripts/test.sh makes in build/; nothing is
 #      compiled again) into a temporary prefix;
 #   2. pkg-config --cflags --libs --static weightmap against that prefix;
-#   3. add_subdirectory of the checkout, adapter off (a plain static build);
+#   3. add_subdirectory of the checkout, adapter off (a plain static build), the program also
+#      built as a shared library with the static libweightmap inside (position-independent);
 #   4. add_subdirectory of the checkout with the adapter on, after add_subdirectory of ggml
 #      from llama.cpp's source with ggml's default options (CPU, no RPC backend) and shared
 #      libraries, as llama.cpp builds by default; the shared libweightmap and
@@ -34,6 +35,10 @@ configure() {
     -DCMAKE_CXX_COMPILER="$cxx" "$@" >"$work/configure.log" 2>&1 ||
     { cat "$work/configure.log"; return 1; }
 }
+# The output goes to a log, shown on failure: ggml's own sources warn by the thousand.
+build() {
+  cmake --build "$1" -j "$jobs" >"$work/build.log" 2>&1 || { tail -n 200 "$work/build.log"; return 1; }
+}
 
 step "cmake --install $build_dir"
 prefix=$work/prefix
@@ -42,7 +47,7 @@ cmake --install "$build_dir" --prefix "$prefix" >/dev/null
 step "find_package(weightmap CONFIG COMPONENTS ggml)"
 configure -S "$consumers/find_package" -B "$work/find_package" -DWITH_GGML=ON \
   -DCMAKE_PREFIX_PATH="$prefix;$ggml_prefix"
-cmake --build "$work/find_package" -j "$jobs"
+build "$work/find_package"
 mkdir "$work/models"
 "$work/find_package/load_model" "$work/models"
 "$work/find_package/bind_model" "$work/models"
@@ -57,8 +62,9 @@ flags=$(PKG_CONFIG_PATH=$libdir pkg-config --cflags --libs --static weightmap)
 step "add_subdirectory, adapter off (static)"
 configure -S "$consumers/add_subdirectory" -B "$work/add_subdirectory" \
   -DWEIGHTMAP_SOURCE_DIR="$root"
-cmake --build "$work/add_subdirectory" -j "$jobs"
+build "$work/add_subdirectory"
 "$work/add_subdirectory/load_model" "$work/models"
+"$work/add_subdirectory/load_model_via_shared" "$work/models"
 
 step "add_subdirectory of ggml (default options: no RPC) and weightmap, adapter on (shared)"
 configure -S "$consumers/add_subdirectory" -B "$work/add_subdirectory_ggml" \
@@ -67,7 +73,7 @@ if ! grep -q '^GGML_RPC:BOOL=OFF' "$work/add_subdirectory_ggml/CMakeCache.txt"; 
   echo "test-consumers: the engine-style ggml was configured with the RPC backend" >&2
   exit 1
 fi
-cmake --build "$work/add_subdirectory_ggml" -j "$jobs"
+build "$work/add_subdirectory_ggml"
 "$work/add_subdirectory_ggml/load_model" "$work/models"
 "$work/add_subdirectory_ggml/bind_model" "$work/models"
 lib=$work/add_subdirectory_ggml/weightmap/libweightmap.so
@@ -79,7 +85,8 @@ if [ "$soname" != "libweightmap.so.$version" ]; then
   echo "test-consumers: soname $soname, not libweightmap.so.$version" >&2
   exit 1
 fi
-"$root/scripts/check-exports.sh" "$lib" 'weightmap::open_model' 'weightmap::version()'
+"$root/scripts/check-exports.sh" "$lib" 'weightmap::open_model' 'weightmap::version()' \
+  'weightmap_version'
 "$root/scripts/check-exports.sh" "$work/add_subdirectory_ggml/weightmap/src/ggml/libweightmap_ggml.so" \
   'weightmap::ggml::bind'
 
