@@ -23,14 +23,17 @@ constexpr std::size_t kElements = 8;
 
 std::string write_model(const std::string& folder) {
   const std::string path = folder + "/consumer-ggml.safetensors";
-  weightmap::write_safetensors(path, {{"w", weightmap::DType::F32, {kElements}}},
-                               [](std::size_t, std::uint64_t offset, std::span<std::byte> out) {
-                                 for (std::size_t b = 0; b < out.size(); b += sizeof(float)) {
-                                   const float v =
-                                       static_cast<float>((offset + b) / sizeof(float)) + 0.5f;
-                                   std::memcpy(out.data() + b, &v, sizeof v);
-                                 }
-                               });
+  weightmap::SafetensorsWriteOptions options;
+  options.data_alignment = 64;  // mappable for the CPU device
+  weightmap::write_safetensors(
+      path, {{"w", weightmap::DType::F32, {kElements}}},
+      [](std::size_t, std::uint64_t offset, std::span<std::byte> out) {
+        for (std::size_t b = 0; b < out.size(); b += sizeof(float)) {
+          const float v = static_cast<float>((offset + b) / sizeof(float)) + 0.5f;
+          std::memcpy(out.data() + b, &v, sizeof v);
+        }
+      },
+      options);
   return path;
 }
 

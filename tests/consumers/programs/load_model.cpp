@@ -24,13 +24,19 @@ std::string write_model(const std::string& folder) {
       {"w", weightmap::DType::F32, {2, 3}},
       {"h", weightmap::DType::F32, {kElements}},
   };
+  // The data area aligned for the device (DeviceCaps::alignment, 32 by default), so "w", the
+  // first tensor, can be mapped.
+  weightmap::SafetensorsWriteOptions options;
+  options.data_alignment = 64;
   weightmap::write_safetensors(
-      path, tensors, [](std::size_t tensor, std::uint64_t offset, std::span<std::byte> out) {
+      path, tensors,
+      [](std::size_t tensor, std::uint64_t offset, std::span<std::byte> out) {
         for (std::size_t b = 0; b < out.size(); b += sizeof(float)) {
           const float v = value_at(tensor, (offset + b) / sizeof(float));
           std::memcpy(out.data() + b, &v, sizeof v);
         }
-      });
+      },
+      options);
   return path;
 }
 
