@@ -36,6 +36,3 @@ target_include_directories(weightmap
   PRIVATE ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(weightmap PRIVATE fmt::fmt simdjson::simdjson
                       $<BUILD_INTERFACE:weightmap_warnings>)
-# The C API (src/capi/) reports the library's version at run time.
-set_source_files_properties(${PROJECT_SOURCE_DIR}/src/capi/errors.cpp PROPERTIES
-  COMPILE_DEFINITIONS WEIGHTMAP_LIBRARY_VERSION="${PROJECT_VERSION}")

@@ -4,8 +4,9 @@
 # would use weightmap:
 #   1. find_package(weightmap CONFIG [COMPONENTS ggml]) after `cmake --install` of BUILD_DIR
 #      (a static build with the adapter, as scripts/test.sh makes in build/; nothing is
-#      compiled again) into a temporary prefix;
-#   2. pkg-config --cflags --libs --static weightmap against that prefix;
+#      compiled again) into a temporary prefix, with a C99 program on the C API too;
+#   2. pkg-config --cflags --libs --static weightmap against that prefix (a C++ program,
+#      and a C99 program on the C API);
 #   3. add_subdirectory of the checkout, adapter off (a plain static build), the program also
 #      built as a shared library with the static libweightmap inside (position-independent);
 #   4. add_subdirectory of the checkout with the adapter on, after add_subdirectory of ggml
@@ -51,6 +52,7 @@ build "$work/find_package"
 mkdir "$work/models"
 "$work/find_package/load_model" "$work/models"
 "$work/find_package/bind_model" "$work/models"
+"$work/find_package/open_model" "$work/models"
 
 step "pkg-config weightmap"
 libdir=$(dirname "$(find "$prefix" -name weightmap.pc)")
@@ -58,6 +60,15 @@ flags=$(PKG_CONFIG_PATH=$libdir pkg-config --cflags --libs --static weightmap)
 # shellcheck disable=SC2086 # the flags are words
 "$cxx" -std=c++20 -O1 -o "$work/load_model_pc" "$consumers/programs/load_model.cpp" $flags
 "$work/load_model_pc" "$work/models"
+# The C API: compiled as C99 by the C compiler, linked by the C++ driver (the static
+# library's C++ runtime).
+cflags=$(PKG_CONFIG_PATH=$libdir pkg-config --cflags weightmap)
+# shellcheck disable=SC2086 # the flags are words
+"$cc" -std=c99 -Wall -Wextra -Werror -pedantic -c -o "$work/open_model_pc.o" \
+  "$consumers/programs/open_model.c" $cflags
+# shellcheck disable=SC2086 # the flags are words
+"$cxx" -o "$work/open_model_pc" "$work/open_model_pc.o" $flags
+"$work/open_model_pc" "$work/models"
 
 step "add_subdirectory, adapter off (static)"
 configure -S "$consumers/add_subdirectory" -B "$work/add_subdirectory" \

@@ -5,6 +5,7 @@
 
 #include "capi/boundary.hpp"
 #include "weightmap/error.hpp"
+#include "weightmap/version.hpp"
 
 namespace weightmap::capi {
 namespace {
@@ -89,6 +90,7 @@ const char* weightmap_status_name(weightmap_status status) {
 
 const char* weightmap_last_error(void) { return weightmap::capi::last_error.c_str(); }
 
-const char* weightmap_version(void) { return WEIGHTMAP_LIBRARY_VERSION; }
+// version_string() views a string literal, so its data is NUL-terminated and lives forever.
+const char* weightmap_version(void) { return weightmap::version_string().data(); }
 
 }  // extern "C"

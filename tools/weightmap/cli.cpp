@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <exception>
 #include <ostream>
+#include <string>
 #include <vector>
 
 #include "weightmap/bench_command.hpp"
@@ -12,10 +13,7 @@
 #include "weightmap/lora_command.hpp"
 #include "weightmap/realign_command.hpp"
 #include "weightmap/sample.hpp"
-
-#ifndef WEIGHTMAP_VERSION
-#error "WEIGHTMAP_VERSION must be defined by the build (CMake's PROJECT_VERSION)"
-#endif
+#include "weightmap/version.hpp"
 
 namespace weightmap::cli {
 
@@ -25,7 +23,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       "files (safetensors, GGUF, PyTorch checkpoints), mapping their weights where it can "
       "instead of copying them.",
       "weightmap"};
-  app.set_version_flag("--version", WEIGHTMAP_VERSION);
+  // The library's version: the CLI and the library it runs with are one release.
+  app.set_version_flag("--version", std::string(version_string()));
   app.require_subcommand(1);
   app.footer(
       "Exit codes: 0 success, 1 a model file could not be read (or written), 2 the command line is "
