@@ -25,12 +25,13 @@ export GGML_NO_BACKTRACE=1
 
 step() { printf '\n== %s (%ds)\n' "$*" "$SECONDS"; }
 
-step "layering (scripts/check-layers.py)"
-# Cheap, and a broken layer is a design error, not a build error: say so before compiling.
-scripts/check-layers.py
-
 step "dependencies"
 scripts/install-deps.sh
+
+step "layering (scripts/check-layers.py)"
+# Cheap, and a broken layer is a design error, not a build error: say so before compiling
+# (after the dependencies: a fresh Debian may lack python3 until install-deps.sh).
+scripts/check-layers.py
 
 step "ggml (CPU + RPC backends) in .deps/"
 # One non-sanitized ggml serves both builds: the adapter calls ggml's C API only, and the
