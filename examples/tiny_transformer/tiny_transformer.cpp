@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <stdexcept>
 
 #include "weightmap/convert.hpp"
@@ -144,6 +145,10 @@ TinyTransformer::TinyTransformer(const std::string& model_path, const TinyTransf
     ggml_tensor* w = ggml_new_tensor(it->second, type, static_cast<int>(t.shape.size()), ne.data());
     ggml_set_name(w, t.name.c_str());
     weights_.by_name.emplace(t.name, w);
+    weight_names_.emplace(w, t.name);
+    if (t.name.ends_with(".attn_norm.weight") || t.name == "output_norm.weight") {
+      layer_starts_.emplace(w, t.name);
+    }
     device_of_name.emplace(t.name, device);
   }
   weights_.contexts = contexts_;
@@ -212,14 +217,77 @@ ggml_tensor* TinyTransformer::build(ggml_context* ctx, ggml_tensor* x) const {
   return linear(weight("output.weight"), x);
 }
 
-std::vector<float> TinyTransformer::forward(std::span<const float> input, int threads) {
+namespace {
+
+// A graph context sized for the forward graph; freed with the graph.
+struct GraphContext {
+  ggml_context* ctx;
+  GraphContext() {
+    ggml_init_params params{
+        ggml_tensor_overhead() * GGML_DEFAULT_GRAPH_SIZE + ggml_graph_overhead(), nullptr, true};
+    ctx = ggml_init(params);
+  }
+  ~GraphContext() { ggml_free(ctx); }
+  GraphContext(const GraphContext&) = delete;
+  GraphContext& operator=(const GraphContext&) = delete;
+};
+
+using WeightNames = std::map<const ggml_tensor*, std::string>;
+
+// The name of the weight a node reads, or nullptr.
+const std::string* weight_read_by(const ggml_tensor& node, const WeightNames& names) {
+  for (const ggml_tensor* src : node.src) {
+    const auto name = names.find(src);
+    if (name != names.end()) return &name->second;
+  }
+  return nullptr;
+}
+
+// What the scheduler's eval callback needs to tell the caller which weight comes next.
+struct Reaching {
+  const TinyTransformer::ReachingLayer& callback;
+  const WeightNames& layer_starts;
+};
+
+// The scheduler asks about each node before it computes it and runs the nodes it was not
+// asked to stop at together: stopping at each node that reads a layer's first weight makes
+// this the moment just before that weight is read.
+bool reaching_weight(ggml_tensor* node, bool ask, void* user_data) {
+  if (!ask) return true;  // computed: go on
+  const auto& reaching = *static_cast<const Reaching*>(user_data);
+  const std::string* weight = weight_read_by(*node, reaching.layer_starts);
+  if (weight == nullptr) return false;
+  reaching.callback(*weight);
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::string> TinyTransformer::weight_order() const {
+  const GraphContext graph_context;
+  ggml_tensor* x =
+      ggml_new_tensor_2d(graph_context.ctx, GGML_TYPE_F32, config_.d_model, config_.n_tokens);
+  ggml_cgraph* graph = ggml_new_graph(graph_context.ctx);
+  ggml_build_forward_expand(graph, build(graph_context.ctx, x));
+  std::vector<std::string> order;
+  std::set<const ggml_tensor*> seen;
+  for (int i = 0; i < ggml_graph_n_nodes(graph); ++i) {
+    for (const ggml_tensor* src : ggml_graph_node(graph, i)->src) {
+      const auto name = weight_names_.find(src);
+      if (name != weight_names_.end() && seen.insert(src).second) order.push_back(name->second);
+    }
+  }
+  return order;
+}
+
+std::vector<float> TinyTransformer::forward(std::span<const float> input, int threads,
+                                            const ReachingLayer& reaching) {
   const std::size_t expected = static_cast<std::size_t>(config_.d_model * config_.n_tokens);
   if (input.size() != expected) throw std::invalid_argument("input has the wrong size");
   ggml_backend_cpu_set_n_threads(backends_.back(), threads);
 
-  ggml_init_params params{ggml_tensor_overhead() * GGML_DEFAULT_GRAPH_SIZE + ggml_graph_overhead(),
-                          nullptr, true};
-  ggml_context* ctx = ggml_init(params);
+  const GraphContext graph_context;
+  ggml_context* ctx = graph_context.ctx;
   ggml_tensor* x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, config_.d_model, config_.n_tokens);
   ggml_set_input(x);
   ggml_tensor* out = build(ctx, x);
@@ -229,16 +297,17 @@ std::vector<float> TinyTransformer::forward(std::span<const float> input, int th
 
   ggml_backend_sched_reset(sched_);
   if (!ggml_backend_sched_alloc_graph(sched_, graph)) {
-    ggml_free(ctx);
     throw std::runtime_error("the scheduler could not allocate the graph");
   }
   ggml_backend_tensor_set(x, input.data(), 0, ggml_nbytes(x));
+  Reaching reaching_state{reaching, layer_starts_};
+  if (reaching) ggml_backend_sched_set_eval_callback(sched_, reaching_weight, &reaching_state);
   const ggml_status status = ggml_backend_sched_graph_compute(sched_, graph);
+  ggml_backend_sched_set_eval_callback(sched_, nullptr, nullptr);
   std::vector<float> result(expected);
   if (status == GGML_STATUS_SUCCESS)
     ggml_backend_tensor_get(out, result.data(), 0, ggml_nbytes(out));
   ggml_backend_sched_reset(sched_);
-  ggml_free(ctx);
   if (status != GGML_STATUS_SUCCESS) throw std::runtime_error("the graph failed to compute");
   return result;
 }

@@ -66,8 +66,20 @@ class TinyTransformer {
   TinyTransformer(const TinyTransformer&) = delete;
   TinyTransformer& operator=(const TinyTransformer&) = delete;
 
-  // One forward pass: input and output are d_model x n_tokens floats.
-  std::vector<float> forward(std::span<const float> input, int threads = 2);
+  // Called with the name of a layer's first weight just before the graph reads it.
+  using ReachingLayer = std::function<void(std::string_view first_weight)>;
+
+  // One forward pass: input and output are d_model x n_tokens floats. With `reaching`, the
+  // graph runs in pieces, one per layer (and one for the output), and the callback comes
+  // before each (a Prefetcher's reached(), say). Once per layer, not per weight: each piece
+  // costs the CPU backend a start and a synchronisation of its threads, which on a busy
+  // 2-core machine measured seconds per run at one piece per weight.
+  std::vector<float> forward(std::span<const float> input, int threads = 2,
+                             const ReachingLayer& reaching = {});
+
+  // The weights in the order the forward graph first reads them (each once): the order to
+  // give a Prefetcher.
+  std::vector<std::string> weight_order() const;
 
   const ggml::BindReport& report() const { return binding_.report(); }
   const ggml::Binding& binding() const { return binding_; }
@@ -79,6 +91,8 @@ class TinyTransformer {
   TinyTransformerConfig config_;
   std::vector<ggml_context*> contexts_;
   ggml::EngineTensors weights_;
+  std::map<const ggml_tensor*, std::string> weight_names_;
+  std::map<const ggml_tensor*, std::string> layer_starts_;  // each layer's first weight
   ggml::Binding binding_;
   std::vector<ggml_backend_t> backends_;  // CPU last, as the scheduler wants
   ggml_backend_sched_t sched_ = nullptr;
