@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -274,6 +275,64 @@ TEST(LoaderTest, OneTwoAndEightWorkersGiveIdenticalBytes) {
   }
   EXPECT_EQ(results[0], results[1]);
   EXPECT_EQ(results[0], results[2]);
+}
+
+TEST(LoaderTest, EveryByteOfEveryTensorIsCopiedOnceWithSeveralWorkersAndPieces) {
+  // Odd sizes, so piece and page boundaries fall inside elements' neighbourhoods, and one
+  // tensor (1.5 MiB of f16) larger than every worker's piece (the 1 MiB cap split among them).
+  SafetensorsBuilder builder;
+  builder.add("odd_u8", "U8", {4099})
+      .add("big", "F16", {3, 262147})
+      .add("tiny", "F16", {1})
+      .add("odd_f32", "F32", {7, 1031})
+      .add("odd_f16", "F16", {12289});
+  const Fixture fx(builder);
+  std::uint64_t total = 0;
+  for (const auto& tensor : fx.model.tensors()) total += tensor.nbytes;
+  for (const bool direct : {false, true}) {
+    for (const bool to_f32 : {false, true}) {
+      for (const unsigned workers : {2U, 3U}) {
+        SCOPED_TRACE(fmt::format("direct {}, to f32 {}, {} workers", direct, to_f32, workers));
+        auto requests = request_all(fx.model);
+        if (to_f32) {
+          for (auto& r : requests) {
+            if (r.name != "odd_u8") r.dtype = DType::F32;
+          }
+        }
+        LoadOptions options = quiet_options();
+        options.use_mmap = false;
+        options.direct_io = direct;
+        options.workers = workers;
+        options.staging_bytes_cap = std::size_t{1} << 20;
+        std::mutex mutex;
+        std::uint64_t last_bytes = 0;
+        LoadProgress last;
+        bool monotonic = true;
+        options.progress = [&](const LoadProgress& progress) {
+          std::lock_guard lock(mutex);
+          monotonic = monotonic && progress.bytes_done > last_bytes;
+          last_bytes = progress.bytes_done;
+          last = progress;
+          return true;
+        };
+        const LoadedModel loaded = load(fx.model, requests, options);
+        EXPECT_EQ(loaded.report.workers, workers);
+        for (std::size_t i = 0; i < requests.size(); ++i) {
+          const TensorInfo& info = *fx.model.find(requests[i].name);
+          const auto expected =
+              requests[i].dtype
+                  ? converted(fx.file_bytes(info.name), info.dtype, *requests[i].dtype,
+                              info.element_count())
+                  : Bytes(fx.file_bytes(info.name).begin(), fx.file_bytes(info.name).end());
+          EXPECT_TRUE(same(loaded.tensors[i].bytes, expected)) << info.name;
+        }
+        // Each chunk counted once: copying one twice would overshoot the total.
+        EXPECT_TRUE(monotonic);
+        EXPECT_EQ(last.bytes_done, total);
+        EXPECT_EQ(last.tensors_done, requests.size());
+      }
+    }
+  }
 }
 
 TEST(LoaderTest, AFileTruncatedDuringTheLoadIsAnErrorNotSigbus) {

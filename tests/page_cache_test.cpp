@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -176,6 +177,45 @@ TEST(PageCacheTest, PopulateOnACopyOnWriteMappingLeavesAnonymousMemoryNearZero) 
   // And it did prefault: the whole file is in memory now.
   EXPECT_GE(loaded.tensors[0].mapping->resident_bytes(0, loaded.tensors[0].mapping->size()),
             60 * kMiB);
+}
+
+TEST(PageCacheTest, PrefaultForWritingFaultsInOnlyThePagesWhollyInsideTheRange) {
+  const std::size_t page = io::page_size();
+  const std::size_t pages = 8;
+  void* memory =
+      ::mmap(nullptr, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(memory, MAP_FAILED);
+  auto* bytes = static_cast<std::byte*>(memory);
+  // From 100 bytes into page 0 to 100 bytes into page 5: pages 1-4 are wholly inside.
+  io::prefault_for_writing(bytes + 100, 5 * page);
+  const std::vector<bool> resident = io::resident_pages(bytes, pages * page, "anonymous");
+  for (std::size_t i = 0; i < pages; ++i) {
+    EXPECT_EQ(resident[i], i >= 1 && i <= 4) << "page " << i;
+  }
+  // A range within one page, or empty, faults nothing in.
+  io::prefault_for_writing(bytes + 6 * page + 1, page - 2);
+  io::prefault_for_writing(bytes + 7 * page, 0);
+  EXPECT_FALSE(io::resident_pages(bytes + 6 * page, 2 * page, "anonymous")[0]);
+  EXPECT_FALSE(io::resident_pages(bytes + 6 * page, 2 * page, "anonymous")[1]);
+  ::munmap(memory, pages * page);
+}
+
+TEST(PageCacheTest, PrefaultForWritingLeavesTheBytesAroundItsPagesAsTheyWere) {
+  const std::size_t page = io::page_size();
+  std::vector<unsigned char> buffer(6 * page);
+  for (std::size_t i = 0; i < buffer.size(); ++i) buffer[i] = static_cast<unsigned char>(i % 251);
+  const std::vector<unsigned char> before = buffer;
+  // A neighbour may be writing the partly covered pages at either end: they stay untouched.
+  auto* begin = reinterpret_cast<std::byte*>(buffer.data()) + 3;
+  io::prefault_for_writing(begin, buffer.size() - 3 - 5);
+  const auto first = reinterpret_cast<std::uintptr_t>(begin);
+  const std::uintptr_t inner_begin = (first + page - 1) / page * page;
+  const std::uintptr_t inner_end = (first + buffer.size() - 8) / page * page;
+  for (std::size_t i = 0; i < buffer.size(); ++i) {
+    const auto at = reinterpret_cast<std::uintptr_t>(buffer.data() + i);
+    if (at >= inner_begin && at < inner_end) continue;  // may hold zeros without POPULATE_WRITE
+    ASSERT_EQ(buffer[i], before[i]) << "byte " << i;
+  }
 }
 
 TEST(PageCacheTest, ReleasingOneComponentUnmapsItsFileWhileOthersStayMapped) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -21,6 +22,9 @@
 // Linux 5.14; older libc headers lack it, older kernels answer EINVAL.
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
 #endif
 
 namespace weightmap::io {
@@ -113,6 +117,26 @@ void populate_read(const void* addr, std::size_t len, const std::string& path,
     throw Error(ErrorCode::io,
                 fmt::format("madvise(MADV_POPULATE_READ) failed: {}", std::strerror(error)),
                 {path, {}, file_offset});
+  }
+}
+
+void prefault_for_writing(void* addr, std::size_t len) noexcept {
+  const std::size_t page = page_size();
+  const auto start = reinterpret_cast<std::uintptr_t>(addr);
+  const std::uintptr_t begin = (start + page - 1) / page * page;
+  const std::uintptr_t end = (start + len) / page * page;
+  if (len == 0 || end <= begin) return;
+  auto* first = reinterpret_cast<std::byte*>(begin);
+  const auto bytes = static_cast<std::size_t>(end - begin);
+  // EINVAL once means a kernel without it: do not ask again for every piece.
+  static std::atomic<bool> kernel_has_it{true};
+  if (kernel_has_it.load(std::memory_order_relaxed)) {
+    if (::madvise(first, bytes, MADV_POPULATE_WRITE) == 0) return;
+    if (errno != EINVAL) return;  // ENOMEM, EFAULT, ...: the copy will meet it itself
+    kernel_has_it.store(false, std::memory_order_relaxed);
+  }
+  for (std::size_t at = 0; at < bytes; at += page) {
+    *static_cast<volatile unsigned char*>(static_cast<void*>(first + at)) = 0;
   }
 }
 

@@ -32,6 +32,15 @@ void advise_file(int fd, std::uint64_t offset, std::uint64_t len, Advice advice,
 void populate_read(const void* addr, std::size_t len, const std::string& path,
                    std::uint64_t file_offset);
 
+// Faults in, for writing, the pages wholly inside [addr, addr+len) of a buffer just
+// allocated, before a copy writes them: MADV_POPULATE_WRITE (Linux 5.14+) takes the kernel's
+// page faults in one call, cheaper than one trap per 4 KiB page as a read into the buffer
+// would take them (0.48-0.54 s per GiB against 0.6-1.4 s on our VM). Where the kernel lacks
+// it, writes a zero byte per page, so only for memory whose contents do not matter yet.
+// Pages the range only partly covers are left alone: a neighbour may be writing them. Best
+// effort: on any failure the copy takes the faults itself.
+void prefault_for_writing(void* addr, std::size_t len) noexcept;
+
 // Bytes of [addr, addr+len) (whole pages) whose pages are in memory, by mincore.
 std::uint64_t resident_bytes(const void* addr, std::size_t len, const std::string& path);
 // The same per page: entry i tells whether the i-th page of [addr, addr+len) (widened to

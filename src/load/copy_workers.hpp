@@ -1,8 +1,10 @@
 // Fills the buffers of Loaded tensors: a bounded pool of workers pulls pieces of tensors from
 // one queue (file order, so reads run forward; a tensor larger than a worker's staging share
 // is cut into pieces of that size, so every worker has work even when one tensor is most of
-// the bytes), reads with pread (never through a mapping, so a file that shrinks gives an
-// Error, not SIGBUS) and converts through a per-worker staging buffer.
+// the bytes), asks the pieces a window ahead into the page cache (read_ahead.hpp), reads with
+// pread (never through a mapping, so a file that shrinks gives an Error, not SIGBUS) and
+// converts through a per-worker staging buffer, faulting in each piece of a fresh buffer in
+// one call before writing it.
 #pragma once
 
 #include <atomic>
@@ -33,6 +35,10 @@ struct CopyJob {
   std::span<const std::uint64_t> strides;
   // Set: the bytes go to the caller's sink in pieces through staging; destination is empty.
   const TensorSink* sink = nullptr;
+  // The destination is a buffer the loader just allocated, not the caller's: its pages are
+  // not faulted in yet, and nothing reads it before the copy has filled it, so a worker may
+  // fault its pages in ahead of the copy (writing them, where the kernel cannot populate).
+  bool fresh_destination = false;
 };
 
 // The open files a run reads from, indexed like Model::files().

@@ -116,7 +116,8 @@ struct LoadState {
       const TensorInfo& tensor = info(planned);
       jobs.push_back({tensor.name, planned.file, planned.offset, planned.file_bytes,
                       planned.file_dtype, planned.dtype, tensor.element_count(), destinations[i],
-                      tensor.shape, tensor.strides, request.sink ? &request.sink : nullptr});
+                      tensor.shape, tensor.strides, request.sink ? &request.sink : nullptr,
+                      buffers[i] != nullptr});
       needed[planned.file] = true;
     }
     if (jobs.empty()) return;
