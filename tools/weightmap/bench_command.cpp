@@ -464,7 +464,9 @@ Subcommand add_bench_command(CLI::App& parent) {
           },
           "SIZE"))
       ->capture_default_str();
-  command->add_option("--threads", parsed->options.threads, "Loader copy workers")
+  command
+      ->add_option("--threads", parsed->options.threads,
+                   "Loader copy workers, and the threads of the baseline rows and the fill floors")
       ->check(CLI::Range(1u, 256u))
       ->capture_default_str();
   command->add_flag("--cold", parsed->options.cold,

@@ -19,7 +19,7 @@ struct BenchOptions {
   // order up to this many bytes, so one run's memory stays bounded on large models: the
   // memcpy floor holds two buffers of this size, conversion to f32 up to twice it.
   std::uint64_t bytes_per_run = std::uint64_t{1} << 30;
-  unsigned threads = 2;   // loader copy workers
+  unsigned threads = 2;   // loader copy workers, baseline threads, fill floor threads
   bool progress = false;  // a progress bar on `err` (the CLI sets it when stderr is a TTY)
   bool json = false;      // one JSON object instead of the table
   // Cold twins of the rows that read the file into fresh memory: the file is dropped from
