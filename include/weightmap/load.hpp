@@ -21,6 +21,7 @@
 #include "weightmap/dtype.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/export.hpp"
+#include "weightmap/file_facts.hpp"
 #include "weightmap/mapped_file.hpp"
 #include "weightmap/model.hpp"
 
@@ -154,12 +155,6 @@ struct Plan {
   std::uint64_t unrequested_bytes = 0;
 };
 
-// Facts about a file that plan() takes from load() in the auto mode (plan() does no I/O).
-struct FileFacts {
-  std::string filesystem = "unknown";
-  bool risky_to_map = false;  // network or FUSE filesystem
-};
-
 // The one place where Mapped or Loaded is decided. Pure: no I/O, no environment.
 // Throws Error(not_found) for a missing tensor that is not optional, Error(unsupported) for a
 // type conversion convert.hpp cannot do, Error(invalid_argument) for a bad request
@@ -212,7 +207,9 @@ struct LoadReport {
   std::vector<std::string> missing_optional;  // optional requests the files lack
   unsigned workers = 0;                       // copy workers that ran
   std::uint64_t peak_staging_bytes = 0;
-  std::string mode;                // "auto", "mmap", "read" or "direct"
+  // "auto"; "mmap" (use_mmap), "mmap+direct" (use_mmap and direct_io: what is not mapped is
+  // read with O_DIRECT), "read" (neither) or "direct" (direct_io alone)
+  std::string mode;
   std::vector<FileChoice> files;   // one per file of the model, in Model::files() order
   CachePolicy cache;               // the policy applied (options + environment)
   std::vector<std::string> notes;  // fallbacks and warnings, in words

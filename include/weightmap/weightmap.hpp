@@ -8,6 +8,7 @@
 #include "weightmap/dtype.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/fault_guard.hpp"
+#include "weightmap/file_facts.hpp"
 #include "weightmap/file_identity.hpp"
 #include "weightmap/load.hpp"
 #include "weightmap/lora.hpp"

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "weightmap/load.hpp"
+#include "weightmap/file_facts.hpp"
 
 namespace weightmap::io {
 
