@@ -22,7 +22,8 @@ LAYERS = [
                  PUBLIC + "error.hpp", PUBLIC + "export.hpp", PUBLIC + "version.hpp"]),
     ("dtype", 1, ["src/dtype/", PUBLIC + "dtype.hpp", PUBLIC + "convert.hpp"]),
     ("io", 2, ["src/io/", PUBLIC + "file_identity.hpp", PUBLIC + "mapped_file.hpp",
-               PUBLIC + "fault_guard.hpp", PUBLIC + "cache_policy.hpp"]),
+               PUBLIC + "fault_guard.hpp", PUBLIC + "cache_policy.hpp",
+               PUBLIC + "file_facts.hpp"]),
     ("format", 3, ["src/format/", PUBLIC + "metadata.hpp", PUBLIC + "tensor_index.hpp",
                    PUBLIC + "model.hpp", PUBLIC + "writer.hpp", PUBLIC + "realign.hpp"]),
     ("load", 4, ["src/load/", PUBLIC + "load.hpp", PUBLIC + "prefetch.hpp"]),
@@ -34,23 +35,6 @@ LAYERS = [
     # The CLI: public headers only (the rule below), never src/.
     ("tools", 7, ["tools/"]),
 ]
-
-# Includes that still break the rules, each to be removed with the change that mends it; listed
-# on every run so they are not forgotten. (file, included file)
-KNOWN_BREAKS = {
-    # FileFacts is declared in load.hpp until it has a public header of its own (issue 15).
-    ("src/io/file_facts.hpp", "include/weightmap/load.hpp"),
-    # `weightmap cache` measures, prefetches and evicts through io/ and load/ internals until
-    # the public API offers per-tensor residency, prefetch and eviction (issue 15).
-    ("tools/weightmap/cache_command.cpp", "src/io/file_reader.hpp"),
-    ("tools/weightmap/cache_command.cpp", "src/io/mapping_registry.hpp"),
-    ("tools/weightmap/cache_command.cpp", "src/io/page_cache.hpp"),
-    ("tools/weightmap/cache_command.cpp", "src/load/file_leases.hpp"),
-    # Refusing an output that is an input is not public yet (issue 15).
-    ("tools/weightmap/lora_command.cpp", "src/format/output_over_inputs.hpp"),
-    ("tools/weightmap/realign_command.cpp", "src/format/output_over_inputs.hpp"),
-    ("tools/weightmap/realign_command.cpp", "src/io/identity_at.hpp"),
-}
 
 # Where a quoted include is looked up, in the order the build's include paths give.
 SEARCH_ROOTS = ["include", "src", "tools"]
@@ -86,7 +70,6 @@ def main():
     if root.is_file():
         root = root.parent.parent
     problems = []
-    known = []
     checked = 0
     for folder in CHECKED:
         for path in sorted((root / folder).rglob("*")):
@@ -106,9 +89,6 @@ def main():
                 target = resolve(root, relative, match.group(1))
                 if target is None:
                     continue
-                if (relative, target) in KNOWN_BREAKS:
-                    known.append(f"{relative}:{number}: includes {target} (a known break)")
-                    continue
                 if own[0] == "tools" and target.startswith("src/"):
                     problems.append(f"{relative}:{number}: includes {target}: the CLI uses "
                                     f"the public API (include/weightmap/) only")
@@ -119,15 +99,12 @@ def main():
                 if theirs[1] >= own[1]:
                     problems.append(f"{relative}:{number}: includes {target}: layer "
                                     f"{own[0]} may not include layer {theirs[0]}")
-    for line in known:
-        print(line)
     for problem in problems:
         print(problem)
     if problems:
         print(f"check-layers: {len(problems)} broken include(s)")
         return 1
-    print(f"check-layers: {checked} files, every include goes to its own layer or one below"
-          + (f", but for {len(known)} known break(s)" if known else ""))
+    print(f"check-layers: {checked} files, every include goes to its own layer or one below")
     return 0
 
 

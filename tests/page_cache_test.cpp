@@ -288,6 +288,53 @@ TEST(PageCacheTest, ResidencyFollowsPopulateAndEviction) {
   EXPECT_LT(page_cache_residency(model).resident_bytes, kMiB);
 }
 
+TEST(PageCacheTest, TensorsAddUpToTheirFilesAndASharedPageCountsOnce) {
+  const TempDir dir;
+  const std::string path = dir / "shared.safetensors";
+  SafetensorsBuilder builder;
+  builder.add("a", "F32", {100});  // a, b and the start of c share the file's first page
+  builder.add("b", "F32", {100});
+  builder.add("c", "F32", {512, 512});
+  testing::write_file(path, builder.bytes());
+  const Model model = open_model(path);
+  prefetch_into_page_cache(model);
+  const Residency residency = page_cache_residency(model);
+  ASSERT_EQ(residency.tensor_resident_bytes.size(), model.tensors().size());
+  std::uint64_t sum = 0;
+  for (std::size_t i = 0; i < model.tensors().size(); ++i) {
+    EXPECT_EQ(residency.tensor_resident_bytes[i], model.tensors()[i].nbytes) << i;
+    sum += residency.tensor_resident_bytes[i];
+  }
+  ASSERT_EQ(residency.files.size(), 1u);
+  EXPECT_EQ(residency.files[0].resident_bytes, sum);
+  EXPECT_EQ(residency.files[0].tensor_bytes, sum);
+  EXPECT_EQ(residency.resident_bytes, sum);
+}
+
+TEST(PageCacheTest, PrefetchReadsEveryTensorInAndEvictDropsIt) {
+  const TempDir dir;
+  if (is_tmpfs(dir.path().string())) GTEST_SKIP() << "tmpfs: the page cache cannot be evicted";
+  const std::string path = write_model(dir, "p.safetensors", 8);
+  const Model model = open_model(path);
+  evict_from_page_cache(model);
+  if (page_cache_residency(model).resident_bytes > kMiB) {
+    GTEST_SKIP() << "this filesystem keeps evicted pages cached";
+  }
+  std::uint64_t last_done = 0;
+  std::uint64_t last_total = 0;
+  prefetch_into_page_cache(model, [&](std::uint64_t done, std::uint64_t total) {
+    EXPECT_GE(done, last_done);
+    last_done = done;
+    last_total = total;
+  });
+  EXPECT_EQ(last_done, last_total);
+  EXPECT_GE(last_total, 8 * kMiB);
+  const Residency warm = page_cache_residency(model);
+  EXPECT_EQ(warm.resident_bytes, warm.tensor_bytes);
+  evict_from_page_cache(model);
+  EXPECT_LT(page_cache_residency(model).resident_bytes, kMiB);
+}
+
 TEST(PageCacheTest, EvictingTheFirstModelKeepsThePageCacheBelowTheLargerModelPlusStaging) {
   const TempDir dir;
   if (is_tmpfs(dir.path().string())) {

@@ -91,6 +91,23 @@ TEST(SafeOutput, AnOutputThatIsAFolderIsRefusedBeforeAnythingIsWritten) {
   EXPECT_THAT(names_in(dir.path()), ElementsAre("out.safetensors"));
 }
 
+TEST(SafeOutput, AnOutputThatIsAnInputUnderAnotherNameIsRefusedAndMissingInputsAreFine) {
+  const TempDir dir;
+  write_safetensors(dir / "in.safetensors", kTwoTensors, zeros);
+  fs::create_hard_link(dir / "in.safetensors", dir / "link.safetensors");
+  const std::vector<std::string> inputs = {dir / "missing.safetensors", dir / "in.safetensors"};
+  try {
+    refuse_output_over_inputs(dir / "link.safetensors", inputs);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+    EXPECT_EQ(e.file(), dir / "link.safetensors");
+    EXPECT_THAT(e.message(), ::testing::HasSubstr(dir / "in.safetensors"));
+  }
+  EXPECT_NO_THROW(refuse_output_over_inputs(dir / "new.safetensors", inputs));
+  EXPECT_NO_THROW(refuse_output_over_inputs(dir / "missing.safetensors", inputs));
+}
+
 // A process id that no process has: a child that has exited and been reaped.
 pid_t dead_pid() {
   const pid_t pid = ::fork();

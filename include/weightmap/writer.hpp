@@ -89,5 +89,12 @@ WrittenFile write_safetensors(const std::string& path, const std::vector<TensorT
 WrittenFile write_gguf(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const TensorBytesSource& source, const GgufWriteOptions& options = {});
 
+// Throws Error(invalid_argument) "the output is the input file X itself; ..." naming `output`
+// when it is the same file as one of `inputs` (device and inode, through symlinks and hard
+// links). Nothing at `output`, and inputs that are not there or not regular files, are fine.
+// realign() and write_merged_model() check this themselves before writing anything; a tool
+// calls it to refuse such a command line before any work.
+void refuse_output_over_inputs(const std::string& output, std::span<const std::string> inputs);
+
 }  // namespace weightmap
 WEIGHTMAP_API_END

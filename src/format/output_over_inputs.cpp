@@ -2,10 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <optional>
 #include <vector>
 
+#include "io/identity_at.hpp"
 #include "io/replacing_output.hpp"
 #include "weightmap/error.hpp"
+#include "weightmap/writer.hpp"
 
 namespace weightmap::format {
 
@@ -23,3 +26,21 @@ void refuse_output_over_inputs(const std::string& output, std::span<const ModelF
 }
 
 }  // namespace weightmap::format
+
+namespace weightmap {
+
+void refuse_output_over_inputs(const std::string& output, std::span<const std::string> inputs) {
+  std::vector<ModelFile> files;
+  for (const std::string& input : inputs) {
+    std::optional<FileIdentity> identity;
+    try {
+      identity = io::identity_at(input);
+    } catch (const Error&) {
+      continue;  // not a plain file: reading it will say what it is
+    }
+    if (identity) files.push_back({.path = input, .identity = *identity});
+  }
+  format::refuse_output_over_inputs(output, files);
+}
+
+}  // namespace weightmap

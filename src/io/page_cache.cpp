@@ -187,6 +187,11 @@ void unlock_memory(const void* addr, std::size_t len) noexcept {
   ::munlock(range.begin, range.len);
 }
 
+void write_back_and_drop(int fd, std::uint64_t file_size, const std::string& path) {
+  (void)::fdatasync(fd);  // best effort: what is still dirty afterwards merely stays cached
+  advise_file(fd, 0, file_size, Advice::dontneed, path);
+}
+
 void drop_private_copies(void* addr, std::size_t len, const std::string& path,
                          std::uint64_t file_offset) {
   if (len == 0) return;

@@ -66,6 +66,11 @@ void drop_private_copies(void* addr, std::size_t len, const std::string& path,
 bool evict(void* addr, std::size_t len, int fd, std::uint64_t offset,
            std::uint64_t file_len) noexcept;
 
+// Writes the file's dirty pages back (fdatasync: the kernel drops only clean pages), then
+// POSIX_FADV_DONTNEED on all of it. Pages another process has mapped stay. Throws Error(io)
+// naming `path` when the kernel refuses the advice.
+void write_back_and_drop(int fd, std::uint64_t file_size, const std::string& path);
+
 // Bytes of the ranges that are in the page cache (no page is read): cachestat(2) where the
 // kernel has it (6.5+), else an estimate from mincore of up to 4096 pages spread over the
 // ranges. Throws Error(io) naming `path`.

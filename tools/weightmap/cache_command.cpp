@@ -1,18 +1,14 @@
 #include "weightmap/cache_command.hpp"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <iostream>
-#include <memory>
+#include <optional>
 #include <ostream>
 
-#include "io/file_reader.hpp"
-#include "io/mapping_registry.hpp"
-#include "io/page_cache.hpp"
-#include "load/file_leases.hpp"
+#include "weightmap/cache_policy.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/human_bytes.hpp"
 #include "weightmap/inspect.hpp"
@@ -21,80 +17,17 @@
 #include "weightmap/progress_bar.hpp"
 
 namespace weightmap::cli {
-namespace {
-
-// Prefetch reads this much per populate call, so the progress bar moves and a fault is
-// found near where it happened.
-constexpr std::uint64_t kPrefetchChunk = std::uint64_t{16} << 20;
-
-std::vector<std::vector<io::ByteRange>> tensor_ranges(const Model& model) {
-  std::vector<std::vector<io::ByteRange>> ranges(model.files().size());
-  for (const TensorInfo& tensor : model.tensors()) {
-    if (tensor.nbytes > 0) ranges[tensor.file].push_back({tensor.offset, tensor.nbytes});
-  }
-  for (std::size_t i = 0; i < ranges.size(); ++i) {
-    ranges[i] = io::page_cover(std::move(ranges[i]), model.files()[i].size);
-  }
-  return ranges;
-}
-
-// The tensor of file `file` that holds byte `offset` (for naming a prefetch fault).
-const TensorInfo* tensor_at(const Model& model, std::uint32_t file, std::uint64_t offset) {
-  const TensorInfo* nearest = nullptr;
-  for (const TensorInfo& tensor : model.tensors()) {
-    if (tensor.file != file || tensor.nbytes == 0) continue;
-    if (offset >= tensor.offset && offset - tensor.offset < tensor.nbytes) return &tensor;
-    // A populate fault is reported at a page start, which may precede the tensor's first
-    // byte: the next tensor after it is the one that lost its bytes.
-    if (tensor.offset > offset && (nearest == nullptr || tensor.offset < nearest->offset)) {
-      nearest = &tensor;
-    }
-  }
-  return nearest;
-}
-
-}  // namespace
-
-void prefetch_tensors(const Model& model, const std::vector<std::shared_ptr<MappedFile>>& mappings,
-                      bool progress, std::ostream& err) {
-  const auto ranges = tensor_ranges(model);
-  std::uint64_t total = 0;
-  for (const auto& file_ranges : ranges) {
-    for (const auto& range : file_ranges) total += range.bytes;
-  }
-  ProgressBar bar(err, progress, "prefetching", total);
-  std::uint64_t done = 0;
-  bar.update(0);
-  for (std::uint32_t file = 0; file < ranges.size(); ++file) {
-    for (const auto& range : ranges[file]) {
-      for (std::uint64_t at = range.offset; at < range.offset + range.bytes;) {
-        const std::uint64_t n = std::min(kPrefetchChunk, range.offset + range.bytes - at);
-        try {
-          mappings[file]->populate_read(at, n);
-        } catch (Error& e) {
-          if (const TensorInfo* tensor = tensor_at(model, file, e.offset().value_or(at))) {
-            e.add_context({{}, printable(tensor->name), {}});
-          }
-          throw;
-        }
-        at += n;
-        done += n;
-        bar.update(done);
-      }
-    }
-  }
-  bar.finish();
-}
 
 namespace {
 
-// Writes dirty pages back first: the kernel drops only clean pages. Pages another process
-// has mapped stay resident.
-void evict(const ModelFile& file) {
-  const io::FileReader reader(file.path);
-  io::check_unchanged(reader.identity(), file.identity, file.path);
-  ::fdatasync(reader.descriptor());
-  io::advise_file(reader.descriptor(), 0, file.size, Advice::dontneed, file.path);
+// Prefetches with a progress bar on `err` (when wanted), through the library's guarded reads.
+void prefetch(const Model& model, bool progress, std::ostream& err) {
+  std::optional<ProgressBar> bar;
+  prefetch_into_page_cache(model, [&](std::uint64_t done, std::uint64_t total) {
+    if (!bar) bar.emplace(err, progress, "prefetching", total);
+    bar->update(done);
+  });
+  if (bar) bar->finish();
 }
 
 struct Usage {
@@ -104,30 +37,16 @@ struct Usage {
   std::uint64_t resident_bytes = 0;
 };
 
-// Tensor bytes on resident pages: for each page of the tensor, the bytes of it the tensor holds.
-std::uint64_t resident_tensor_bytes(const TensorInfo& tensor, const std::vector<bool>& pages) {
-  const std::uint64_t page = io::page_size();
-  const std::uint64_t end = tensor.offset + tensor.nbytes;
-  std::uint64_t resident = 0;
-  for (std::uint64_t p = tensor.offset / page; p * page < end && p < pages.size(); ++p) {
-    if (!pages[p]) continue;
-    resident += std::min(end, (p + 1) * page) - std::max(tensor.offset, p * page);
-  }
-  return resident;
-}
-
-Usage measure(const Model& model, const std::vector<std::shared_ptr<MappedFile>>& mappings,
-              const std::vector<ModelSource>& sources) {
+Usage measure(const Model& model, const std::vector<ModelSource>& sources) {
+  const Residency residency = page_cache_residency(model);
   Usage usage;
-  std::vector<std::vector<bool>> pages(model.files().size());
-  for (std::size_t i = 0; i < model.files().size(); ++i) {
-    const ModelFile& file = model.files()[i];
-    usage.files.push_back({file.path, 0, 0});
-    const auto whole = mappings[i]->span(0, mappings[i]->size());
-    pages[i] = io::resident_pages(whole.data(), whole.size(), file.path);
+  for (const FileResidency& file : residency.files) {
+    usage.files.push_back({file.path, file.tensor_bytes, file.resident_bytes});
   }
-  for (const TensorInfo& tensor : model.tensors()) {
-    const std::uint64_t resident = resident_tensor_bytes(tensor, pages[tensor.file]);
+  usage.bytes = residency.tensor_bytes;
+  usage.resident_bytes = residency.resident_bytes;
+  for (std::size_t i = 0; i < model.tensors().size(); ++i) {
+    const TensorInfo& tensor = model.tensors()[i];
     const std::string component = component_of(tensor.name, sources);
     auto it = std::find_if(usage.components.begin(), usage.components.end(),
                            [&](const CacheUsage& c) { return c.name == component; });
@@ -135,12 +54,8 @@ Usage measure(const Model& model, const std::vector<std::shared_ptr<MappedFile>>
       usage.components.push_back({component, 0, 0});
       it = usage.components.end() - 1;
     }
-    for (CacheUsage* entry : {&usage.files[tensor.file], &*it}) {
-      entry->bytes += tensor.nbytes;
-      entry->resident_bytes += resident;
-    }
-    usage.bytes += tensor.nbytes;
-    usage.resident_bytes += resident;
+    it->bytes += tensor.nbytes;
+    it->resident_bytes += residency.tensor_resident_bytes[i];
   }
   return usage;
 }
@@ -211,17 +126,9 @@ int run_cache(const CacheOptions& options, std::ostream& out, std::ostream& err)
   try {
     const Model model = open_model(options.sources);
     print_model_notes(model, "cache", err);
-    if (options.evict) {
-      for (const ModelFile& file : model.files()) evict(file);
-    }
-    // Read-only shared mappings: mincore through them reports the page cache without
-    // filling it, and populating them fills the page cache and nothing else.
-    std::vector<std::shared_ptr<MappedFile>> mappings;
-    for (const ModelFile& file : model.files()) {
-      mappings.push_back(io::map_model_file(file.path, file.identity, Access::read_only));
-    }
-    if (options.prefetch) prefetch_tensors(model, mappings, options.progress, err);
-    const Usage usage = measure(model, mappings, options.sources);
+    if (options.evict) evict_from_page_cache(model);
+    if (options.prefetch) prefetch(model, options.progress, err);
+    const Usage usage = measure(model, options.sources);
     if (options.json) {
       write_json(usage, options.prefetch ? "prefetch" : options.evict ? "evict" : "none", out);
     } else {

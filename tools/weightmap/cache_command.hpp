@@ -5,12 +5,10 @@
 
 #include <cstdint>
 #include <iosfwd>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "weightmap/cli.hpp"
-#include "weightmap/mapped_file.hpp"
 #include "weightmap/model.hpp"
 
 namespace weightmap::cli {
@@ -34,13 +32,6 @@ struct CacheUsage {
 // The component a tensor belongs to: the longest non-empty --prefix of `sources` its name
 // starts with (without a trailing '.'), else its name up to the first '.', else its name.
 std::string component_of(std::string_view tensor_name, const std::vector<ModelSource>& sources);
-
-// Reads the pages of every tensor of `model` into the page cache through `mappings` (read-only
-// mappings of its files, in Model::files() order), guarded: a page that cannot be read (a file
-// truncated or failing under the mapping) throws Error(io) naming the file, the tensor and the
-// byte, not SIGBUS. With `progress`, draws a bar on `err`.
-void prefetch_tensors(const Model& model, const std::vector<std::shared_ptr<MappedFile>>& mappings,
-                      bool progress, std::ostream& err);
 
 // Evicts or prefetches as asked, then prints the residency to `out`. On weightmap::Error
 // (a bad path, a file that changed, a page that cannot be read while prefetching: named with

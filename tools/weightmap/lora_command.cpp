@@ -10,13 +10,13 @@
 #include <ostream>
 #include <vector>
 
-#include "format/output_over_inputs.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/human_bytes.hpp"
 #include "weightmap/lora.hpp"
 #include "weightmap/model_json.hpp"
 #include "weightmap/model_notes.hpp"
 #include "weightmap/quantized_codec.hpp"
+#include "weightmap/writer.hpp"
 
 namespace weightmap::cli {
 namespace {
@@ -250,12 +250,13 @@ int run_lora_merge(const LoraMergeCommandOptions& options, std::ostream& out, st
     }
     // An output that is an input under any name is a usage error (exit 2), refused before
     // anything is written; write_merged_model checks it again.
-    std::vector<ModelFile> inputs(base.files().begin(), base.files().end());
+    std::vector<std::string> inputs;
+    for (const ModelFile& file : base.files()) inputs.push_back(file.path);
     for (const LoraUse& use : uses) {
-      inputs.insert(inputs.end(), use.lora->model.files().begin(), use.lora->model.files().end());
+      for (const ModelFile& file : use.lora->model.files()) inputs.push_back(file.path);
     }
     try {
-      format::refuse_output_over_inputs(options.output, inputs);
+      refuse_output_over_inputs(options.output, inputs);
     } catch (const Error& e) {
       err << "weightmap lora merge: " << e.what() << '\n';
       return kExitUsage;

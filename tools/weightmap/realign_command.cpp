@@ -9,12 +9,11 @@
 #include <ostream>
 #include <span>
 
-#include "format/output_over_inputs.hpp"
-#include "io/identity_at.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/human_bytes.hpp"
 #include "weightmap/model_json.hpp"
 #include "weightmap/power_of_two_option.hpp"
+#include "weightmap/writer.hpp"
 
 namespace weightmap::cli {
 namespace {
@@ -78,16 +77,7 @@ int run_realign(const RealignCommandOptions& options, std::ostream& out, std::os
   // An output that is the input under another name is a usage error (exit 2); realign checks
   // it again on the file it opened.
   try {
-    std::optional<FileIdentity> input;
-    try {
-      input = io::identity_at(options.input);
-    } catch (const Error&) {
-      // not a plain file: realign says what it is
-    }
-    if (input) {
-      const ModelFile file{.path = options.input, .identity = *input};
-      format::refuse_output_over_inputs(options.output, std::span(&file, 1));
-    }
+    refuse_output_over_inputs(options.output, std::span(&options.input, 1));
   } catch (const Error& e) {
     err << "weightmap realign: " << e.what() << '\n';
     return kExitUsage;
