@@ -11,9 +11,9 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <functional>
 #include <string>
 
+#include "support/error_text.hpp"
 #include "support/gguf_bytes.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "support/temp_dir.hpp"
@@ -25,17 +25,9 @@
 namespace weightmap {
 namespace {
 
+using testing::error_text;
 using testing::SafetensorsBuilder;
 using testing::TempDir;
-
-std::string error_text(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
 
 void write_model(const std::string& path) {
   testing::write_file(path, SafetensorsBuilder().add("w", "F32", {2}).bytes());

@@ -3,11 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <functional>
 #include <string>
 #include <vector>
 
 #include "format/readers.hpp"
+#include "support/error_text.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "support/temp_dir.hpp"
 #include "weightmap/error.hpp"
@@ -16,6 +16,7 @@
 namespace weightmap {
 namespace {
 
+using testing::error_text;
 using testing::SafetensorsBuilder;
 using testing::TempDir;
 
@@ -90,15 +91,6 @@ class ShardedModel : public ::testing::Test {
   TempDir dir;
   WeightMap weight_map;
 };
-
-std::string error_text(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
 
 TEST_F(ShardedModel, OpensThroughTheIndex) { expect_three_shards(open_model(index_path())); }
 
