@@ -1,20 +1,6 @@
-#include "weightmap/load.hpp"
+#include "weightmap/reason.hpp"
 
 namespace weightmap {
-
-std::string_view reason_name(Reason reason) noexcept {
-  switch (reason) {
-    case Reason::dtype_differs: return "dtype_differs";
-    case Reason::element_count_differs: return "element_count_differs";
-    case Reason::misaligned_for_device: return "misaligned_for_device";
-    case Reason::device_cannot_read_host_memory: return "device_cannot_read_host_memory";
-    case Reason::writes_on_read_only_mapping: return "writes_on_read_only_mapping";
-    case Reason::format_cannot_be_mapped: return "format_cannot_be_mapped";
-    case Reason::mapping_disabled: return "mapping_disabled";
-    case Reason::risky_filesystem: return "risky_filesystem";
-  }
-  return "unknown";
-}
 
 std::string_view reason_sentence(Reason reason) noexcept {
   switch (reason) {
