@@ -4,7 +4,7 @@
 // An f16 model (WEIGHTMAP_LORA_BENCH_BYTES, default 1 GiB, written once per run into a fresh
 // folder under TMPDIR) and a rank-16 LoRA on its 2-D tensors adding up to about
 // WEIGHTMAP_LORA_BENCH_PERCENT (default 10) percent of its bytes. Each repetition loads the model
-// mapped copy-on-write, applies, undoes, and loads it again with use_mmap=false; counters give
+// mapped copy-on-write, applies, undoes, and loads it again in the read mode; counters give
 // private memory (Private_Dirty of /proc/self/smaps_rollup) before, after apply and after undo, the
 // bound the issue sets (patched bytes plus a page per patched tensor boundary), and the times.
 //
@@ -185,7 +185,7 @@ void BM_LoraApplyUndoVsReload(benchmark::State& state) {
     const std::uint64_t undone = private_dirty_bytes();
     const std::uint64_t mapping_undone = mapping_private_dirty_bytes(f.model);
     weightmap::LoadOptions copies;
-    copies.use_mmap = false;
+    copies.mode = weightmap::LoadMode::read;
     const double reload_s = seconds_of([&] {
       const weightmap::LoadedModel copied = weightmap::load(base, requests, copies);
       benchmark::DoNotOptimize(copied.tensors.data());

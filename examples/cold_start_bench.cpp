@@ -46,7 +46,7 @@ ggml_backend_dev_t cpu(std::string_view) {
 
 weightmap::ggml::BindOptions bind_options(bool use_mmap) {
   weightmap::ggml::BindOptions out;
-  out.load.use_mmap = use_mmap;
+  out.load.mode = use_mmap ? weightmap::LoadMode::mmap : weightmap::LoadMode::read;
   out.load.cache_from_env = false;
   return out;
 }

@@ -80,8 +80,7 @@ TEST(CliLoadProgress, BarsForTheLoadAndTheReadingOnlyWhenAsked) {
   const TempDir dir;
   LoadCommandOptions options;
   options.sources = {{small_sample(dir, "m.safetensors"), ""}};
-  options.automatic = false;
-  options.use_mmap = false;  // copied, so the loader's callback runs
+  options.mode = LoadMode::read;  // copied, so the loader's callback runs
   options.progress = true;
   std::ostringstream out, err;
   ASSERT_EQ(run_load(options, out, err), kExitOk) << err.str();

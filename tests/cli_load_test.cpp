@@ -197,6 +197,7 @@ TEST(CliLoad, UsageErrorsExitTwo) {
   EXPECT_EQ(cli({"load", path.c_str(), "--no-such-option"}).code, kExitUsage);
   EXPECT_EQ(cli({"load", path.c_str(), "--mode", "fast"}).code, kExitUsage);
   EXPECT_EQ(cli({"load", path.c_str(), "--mode", "mmap", "--no-mmap"}).code, kExitUsage);
+  EXPECT_EQ(cli({"load", path.c_str(), "--mode", "mmap", "--direct-io"}).code, kExitUsage);
 }
 
 TEST(CliLoad, AutoIsTheDefaultModeAndSaysWhatItChosePerFile) {

@@ -156,8 +156,7 @@ TEST(LoadSink, ConvertedPiecesAndDirectIoGiveTheSameBytes) {
     r.dtype = DType::F32;
     r.sink = recorder.sink_for("w");
     LoadOptions options = quiet_options();
-    options.use_mmap = !direct;
-    options.direct_io = direct;
+    options.mode = direct ? LoadMode::direct : LoadMode::mmap;
     options.staging_bytes_cap = loader::kMinStagingPerWorker;
     options.workers = 1;
     const LoadedModel loaded = load(fx.model, std::span(&r, 1), options);
@@ -244,8 +243,7 @@ TEST(AutoMode, PlansRiskyFilesystemsAsLoadedAndLocalOnesAsMapped) {
   const Fixture fx(two_tensors());
   const std::vector<TensorRequest> requests = {request("w"), request("b")};
   LoadOptions options = quiet_options();
-  options.automatic = true;
-  options.use_mmap = false;  // ignored in the auto mode
+  options.mode = LoadMode::automatic;
   const std::vector<FileFacts> nfs = {{"nfs", true}};
   const Plan on_nfs = plan(fx.model, requests, options, nfs);
   EXPECT_EQ(on_nfs.tensors[0].placement, Placement::loaded);
@@ -253,8 +251,7 @@ TEST(AutoMode, PlansRiskyFilesystemsAsLoadedAndLocalOnesAsMapped) {
   const std::vector<FileFacts> ext4 = {{"ext4", false}};
   EXPECT_EQ(plan(fx.model, requests, options, ext4).tensors[0].placement, Placement::mapped);
   // Outside the auto mode the facts change nothing.
-  options.automatic = false;
-  options.use_mmap = true;
+  options.mode = LoadMode::mmap;
   EXPECT_EQ(plan(fx.model, requests, options, nfs).tensors[0].placement, Placement::mapped);
 }
 
@@ -263,11 +260,11 @@ TEST(AutoMode, MapsHostTensorsAndReadsDeviceTensorsFromTheCacheWhenResident) {
   std::vector<TensorRequest> requests = {request("w"), request("b")};
   requests[1].device.reads_host_memory = false;
   LoadOptions options = quiet_options();
-  options.automatic = true;
+  options.mode = weightmap::LoadMode::automatic;
   const LoadedModel loaded = load(fx.model, requests, options);
   EXPECT_TRUE(loaded.tensors[0].mapped);
   EXPECT_FALSE(loaded.tensors[1].mapped);
-  EXPECT_EQ(loaded.report.mode, "auto");
+  EXPECT_EQ(loaded.report.mode, LoadMode::automatic);
   ASSERT_EQ(loaded.report.files.size(), 1u);
   const FileChoice& file = loaded.report.files[0];
   EXPECT_EQ(file.path, fx.path);
@@ -293,7 +290,7 @@ TEST(AutoMode, ReadsDeviceTensorsDroppingPagesBehindWhenTheFileIsNotCached) {
   TensorRequest r = request("w");
   r.device.reads_host_memory = false;
   LoadOptions options = quiet_options();
-  options.automatic = true;
+  options.mode = weightmap::LoadMode::automatic;
   const LoadedModel loaded = load(fx.model, std::span(&r, 1), options);
   const FileChoice& file = loaded.report.files[0];
   EXPECT_LT(file.resident_fraction, 0.5);
@@ -310,13 +307,28 @@ TEST(AutoMode, FixedModesNameThemselvesInTheReport) {
   const Fixture fx(two_tensors());
   const std::vector<TensorRequest> requests = {request("b")};
   LoadOptions options = quiet_options();
-  EXPECT_EQ(load(fx.model, requests, options).report.mode, "mmap");
-  options.use_mmap = false;
+  EXPECT_EQ(load(fx.model, requests, options).report.mode, LoadMode::mmap);
+  options.mode = LoadMode::read;
   const LoadedModel read = load(fx.model, requests, options);
-  EXPECT_EQ(read.report.mode, "read");
+  EXPECT_EQ(read.report.mode, LoadMode::read);
   EXPECT_EQ(read.report.files[0].read_with, "pread");
-  options.direct_io = true;
-  EXPECT_EQ(load(fx.model, requests, options).report.mode, "direct");
+  EXPECT_EQ(read.report.files[0].why, "the read mode");
+  options.mode = LoadMode::direct;
+  const LoadedModel direct = load(fx.model, requests, options);
+  EXPECT_EQ(direct.report.mode, LoadMode::direct);
+  EXPECT_EQ(direct.report.files[0].why, "the direct mode");
+}
+
+TEST(LoadModeNames, EveryModeHasTheNameTheDocsGiveAndBack) {
+  const std::vector<std::string_view> documented = {"auto", "mmap", "read", "direct"};
+  ASSERT_EQ(std::size(kLoadModes), documented.size());
+  for (std::size_t i = 0; i < documented.size(); ++i) {
+    EXPECT_EQ(static_cast<std::size_t>(kLoadModes[i]), i);
+    EXPECT_EQ(load_mode_name(kLoadModes[i]), documented[i]);
+    EXPECT_EQ(load_mode_named(documented[i]), kLoadModes[i]);
+  }
+  EXPECT_EQ(load_mode_named("mmap+direct"), std::nullopt);
+  EXPECT_EQ(load_mode_name(static_cast<LoadMode>(4)), "");
 }
 
 TEST(LoadPlanned, CarriesOutTheCallersPlan) {

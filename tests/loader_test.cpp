@@ -113,7 +113,7 @@ TEST(LoaderTest, LoadedTensorsHoldTheFileBytesAlignedAsAsked) {
   auto requests = request_all(fx.model);
   for (auto& r : requests) r.device.alignment = 256;
   LoadOptions options = quiet_options();
-  options.use_mmap = false;
+  options.mode = weightmap::LoadMode::read;
   const LoadedModel loaded = load(fx.model, requests, options);
   for (const auto& storage : loaded.tensors) {
     EXPECT_FALSE(storage.mapped);
@@ -178,8 +178,7 @@ TEST(LoaderTest, ATensorLargerThanAWorkersStagingShareIsSplitAcrossWorkers) {
       std::vector<TensorRequest> requests = {request("big")};
       requests[0].dtype = dtype;
       LoadOptions options = quiet_options();
-      options.use_mmap = false;
-      options.direct_io = direct;
+      options.mode = direct ? LoadMode::direct : LoadMode::read;
       options.workers = 2;
       options.staging_bytes_cap = std::size_t{1} << 20;
       std::vector<LoadProgress> seen;
@@ -210,7 +209,7 @@ TEST(LoaderTest, TheHugepageFlagGivesBigBuffersHugePageAlignment) {
   auto requests = request_all(fx.model);
   requests[0].dtype = DType::F32;  // 6 MiB of f32
   LoadOptions options = quiet_options();
-  options.use_mmap = false;
+  options.mode = weightmap::LoadMode::read;
   options.cache.hugepage = true;
   const LoadedModel loaded = load(fx.model, requests, options);
   const auto address = reinterpret_cast<std::uintptr_t>(loaded.tensors[0].bytes.data());
@@ -227,8 +226,7 @@ TEST(LoaderTest, DirectIoGivesTheSameBytes) {
   auto requests = request_all(fx.model);
   requests[1].dtype = DType::F32;
   LoadOptions options = quiet_options();
-  options.use_mmap = false;
-  options.direct_io = true;
+  options.mode = LoadMode::direct;
   options.staging_bytes_cap = loader::kMinStagingPerWorker;
   options.workers = 1;
   const LoadedModel loaded = load(fx.model, requests, options);
@@ -263,7 +261,7 @@ TEST(LoaderTest, OneTwoAndEightWorkersGiveIdenticalBytes) {
   std::vector<Bytes> results;
   for (const unsigned workers : {1U, 2U, 8U}) {
     LoadOptions options = quiet_options();
-    options.use_mmap = false;
+    options.mode = weightmap::LoadMode::read;
     options.workers = workers;
     const LoadedModel loaded = load(fx.model, requests, options);
     Bytes all;
@@ -300,8 +298,7 @@ TEST(LoaderTest, EveryByteOfEveryTensorIsCopiedOnceWithSeveralWorkersAndPieces) 
           }
         }
         LoadOptions options = quiet_options();
-        options.use_mmap = false;
-        options.direct_io = direct;
+        options.mode = direct ? LoadMode::direct : LoadMode::read;
         options.workers = workers;
         options.staging_bytes_cap = std::size_t{1} << 20;
         std::mutex mutex;
@@ -341,7 +338,7 @@ TEST(LoaderTest, AFileTruncatedDuringTheLoadIsAnErrorNotSigbus) {
   const Fixture fx(builder);
   const std::uint64_t second_offset = fx.model.find("second")->offset;
   LoadOptions options = quiet_options();
-  options.use_mmap = false;
+  options.mode = weightmap::LoadMode::read;
   options.workers = 1;
   options.progress = [&](const LoadProgress& progress) {
     if (progress.tensors_done == 1) std::filesystem::resize_file(fx.path, second_offset);
@@ -366,7 +363,7 @@ TEST(LoaderTest, AFileThatChangedSinceItWasOpenedIsAnError) {
   const auto requests = request_all(fx.model);
   for (const bool use_mmap : {true, false}) {
     LoadOptions options = quiet_options();
-    options.use_mmap = use_mmap;
+    options.mode = use_mmap ? weightmap::LoadMode::mmap : weightmap::LoadMode::read;
     try {
       load(fx.model, requests, options);
       FAIL() << "expected an error";
@@ -387,7 +384,7 @@ TEST(LoaderTest, CancelFromTheProgressCallbackStopsAndFreesBuffers) {
   const auto requests = request_all(fx.model);
   const std::uint64_t live_before = loader::live_buffer_bytes();
   LoadOptions options = quiet_options();
-  options.use_mmap = false;
+  options.mode = weightmap::LoadMode::read;
   options.workers = 1;
   int calls = 0;
   options.progress = [&](const LoadProgress&) { return ++calls < 3; };
@@ -407,7 +404,7 @@ TEST(LoaderTest, CancelFromAnotherThreadsFlag) {
   const auto requests = request_all(fx.model);
   std::atomic<bool> cancel{true};
   LoadOptions options = quiet_options();
-  options.use_mmap = false;
+  options.mode = weightmap::LoadMode::read;
   options.cancel = &cancel;
   try {
     load(fx.model, requests, options);
@@ -421,7 +418,7 @@ TEST(LoaderTest, ProgressCountsEveryLoadedByteAndTensor) {
   const Fixture fx(three_tensors());
   const auto requests = request_all(fx.model);
   LoadOptions options = quiet_options();
-  options.use_mmap = false;
+  options.mode = weightmap::LoadMode::read;
   LoadProgress last;
   options.progress = [&](const LoadProgress& progress) {
     last = progress;

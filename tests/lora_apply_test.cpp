@@ -108,7 +108,7 @@ struct Fixture {
       if (as && request.name.starts_with("blk.")) request.dtype = as;
     }
     LoadOptions options;
-    options.use_mmap = mmap;
+    options.mode = mmap ? weightmap::LoadMode::mmap : weightmap::LoadMode::read;
     return load(base, requests, options);
   }
 

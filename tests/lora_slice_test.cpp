@@ -49,7 +49,7 @@ struct SliceFixture {
     auto requests = lora_requests(base, uses);
     for (auto& request : requests) request.device.alignment = 1;
     LoadOptions options;
-    options.use_mmap = mmap;
+    options.mode = mmap ? weightmap::LoadMode::mmap : weightmap::LoadMode::read;
     return load(base, requests, options);
   }
 

@@ -377,7 +377,7 @@ TEST(PageCacheTest, CopiedTensorsLeaveNoSecondCopyInThePageCacheWithDontneed) {
   CachePolicy cache;
   cache.dontneed_on_release = true;
   LoadOptions options = options_with(cache);
-  options.use_mmap = false;
+  options.mode = weightmap::LoadMode::read;
   const auto requests = request_all(model);
   const LoadedModel loaded = load(model, requests, options);
   EXPECT_EQ(loaded.report.loaded_tensors, 16u);

@@ -133,7 +133,7 @@ TEST(PlannerTest, FormatCannotBeMappedForAStridedTensor) {
 
 TEST(PlannerTest, MappingDisabledByTheCaller) {
   LoadOptions options;
-  options.use_mmap = false;
+  options.mode = weightmap::LoadMode::read;
   EXPECT_EQ(plan_one(request("a"), options).reason, Reason::mapping_disabled);
 }
 

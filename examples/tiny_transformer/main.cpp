@@ -25,7 +25,7 @@ ggml_backend_dev_t cpu(std::string_view) {
 
 weightmap::ggml::BindOptions options(bool use_mmap, bool verbose) {
   weightmap::ggml::BindOptions out;
-  out.load.use_mmap = use_mmap;
+  out.load.mode = use_mmap ? weightmap::LoadMode::mmap : weightmap::LoadMode::read;
   if (verbose) {
     out.load.log = [](weightmap::LogLevel level, std::string_view line) {
       if (level != weightmap::LogLevel::debug) fmt::print("  {}\n", line);

@@ -72,7 +72,7 @@ struct EngineTensors {
 EngineTensors tensors_of(std::vector<ggml_context*> contexts);
 
 struct BindOptions {
-  // use_mmap, workers, staging, cache policy, progress, cancel and log, as for load().
+  // mode, workers, staging, cache policy, progress, cancel and log, as for load().
   LoadOptions load;
   // Names that may be missing from the files: their tensors are allocated and zeroed.
   std::function<bool(std::string_view name)> optional;

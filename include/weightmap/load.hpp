@@ -7,6 +7,7 @@
 // This header includes the parts, one concern each:
 #pragma once
 
+#include "weightmap/load_mode.hpp"       // LoadMode: auto, mmap, read, direct
 #include "weightmap/load_options.hpp"    // LoadOptions: mode, workers, staging, hooks
 #include "weightmap/load_report.hpp"     // LoadReport, FileChoice: what load() did
 #include "weightmap/loaded_model.hpp"    // load(), LoadedModel

@@ -10,6 +10,7 @@
 
 #include "weightmap/cache_policy.hpp"
 #include "weightmap/export.hpp"
+#include "weightmap/load_mode.hpp"
 
 WEIGHTMAP_API_BEGIN
 namespace weightmap {
@@ -27,21 +28,12 @@ struct LoadProgress {
 using ProgressCallback = std::function<bool(const LoadProgress& progress)>;
 
 struct LoadOptions {
-  // The auto mode: weightmap chooses per file and per tensor, and says why in
-  // LoadReport::files. Tensors a host-readable device can use are mapped, except on network
-  // and FUSE filesystems (read instead); Loaded tensors are read with pread, and from a file
-  // mostly not in the page cache each tensor's pages are dropped once read (no second copy
-  // left in the cache). use_mmap and direct_io are then ignored. See
-  // docs/loading.md#the-auto-mode.
-  bool automatic = false;
-  bool use_mmap = true;
+  // Map, read, read with O_DIRECT, or let weightmap choose per file and tensor (see LoadMode).
+  LoadMode mode = LoadMode::mmap;
   // Map files copy-on-write (MAP_PRIVATE) for requests that write in place. Off: those
   // tensors are loaded into private buffers instead (for boxes with strict overcommit, where
   // a writable private mapping is charged its whole size).
   bool allow_copy_on_write = true;
-  // Read loaded tensors with O_DIRECT through aligned staging (bypasses the page cache).
-  // Falls back on pread, with a note in the report, where the filesystem refuses it.
-  bool direct_io = false;
   // Copy workers. Each one's staging grows to the largest tensor it converts (up to its
   // share of staging_bytes_cap), so more workers multiply peak memory.
   unsigned workers = 2;

@@ -11,6 +11,7 @@
 
 #include "weightmap/cache_policy.hpp"
 #include "weightmap/export.hpp"
+#include "weightmap/load_mode.hpp"
 #include "weightmap/reason.hpp"
 
 WEIGHTMAP_API_BEGIN
@@ -44,7 +45,7 @@ struct LoadReport {
   std::vector<std::string> missing_optional;  // optional requests the files lack
   unsigned workers = 0;                       // copy workers that ran
   std::uint64_t peak_staging_bytes = 0;
-  std::string mode;                // "auto", "mmap", "read" or "direct"
+  LoadMode mode = LoadMode::mmap;  // the options' (load_mode_name: "auto", "mmap", ...)
   std::vector<FileChoice> files;   // one per file of the model, in Model::files() order
   CachePolicy cache;               // the policy applied (options + environment)
   std::vector<std::string> notes;  // fallbacks and warnings, in words

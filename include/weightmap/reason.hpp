@@ -19,7 +19,8 @@ enum class Reason : std::uint8_t {
   device_cannot_read_host_memory,  // the device needs its own copy
   writes_on_read_only_mapping,     // writes in place wanted, copy-on-write mappings refused
   format_cannot_be_mapped,         // stored compressed or strided
-  mapping_disabled,                // use_mmap = false, or the request gave a destination/sink
+  mapping_disabled,                // the read or direct mode, or the request gave a
+                                   // destination or a sink
   risky_filesystem,                // auto mode: a network or FUSE filesystem, where mapped
                                    // reads are slow and an I/O error kills with SIGBUS
 };

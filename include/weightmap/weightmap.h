@@ -224,13 +224,24 @@ typedef struct weightmap_request {
 WEIGHTMAP_C_API weightmap_status weightmap_request_init(weightmap_request* request,
                                                         const char* name);
 
+/* How tensors that are not mapped are read; weightmap::LoadMode, in its order (loading.md). */
+typedef enum weightmap_load_mode {
+  WEIGHTMAP_LOAD_MODE_AUTO = 0,  /* weightmap chooses mapping or reading per file and tensor */
+  WEIGHTMAP_LOAD_MODE_MMAP = 1,  /* map what can be mapped, pread the rest */
+  WEIGHTMAP_LOAD_MODE_READ = 2,  /* map nothing, pread every tensor */
+  WEIGHTMAP_LOAD_MODE_DIRECT = 3 /* map nothing, read every tensor with O_DIRECT */
+} weightmap_load_mode;
+
 typedef struct weightmap_load_options {
   size_t struct_size;
-  int automatic;           /* weightmap chooses mapping or reading per file (see loading.md) */
-  int use_mmap;            /* 0: every tensor is read into a buffer */
+  /* The 0.1 spelling of the mode, read only from a struct too small to hold `mode` (a caller
+   * compiled against 0.1): automatic, else use_mmap 0 (read, or direct with direct_io), else
+   * mmap. Renamed so that code setting them fails to compile instead of being ignored. */
+  int automatic_v0_1;
+  int use_mmap_v0_1;
   int allow_copy_on_write; /* 0: tensors written in place are copied, never mapped private */
-  int direct_io;           /* read with O_DIRECT */
-  unsigned workers;        /* copy workers */
+  int direct_io_v0_1;
+  unsigned workers; /* copy workers */
   uint64_t staging_bytes_cap;
   uint32_t cache_flags; /* WEIGHTMAP_CACHE_* */
   int cache_from_env;   /* also apply WEIGHTMAP_MMAP_FLAGS */
@@ -238,6 +249,7 @@ typedef struct weightmap_load_options {
   void* progress_user_data;
   weightmap_log_fn log;
   void* log_user_data;
+  int32_t mode; /* a weightmap_load_mode (since 0.2) */
 } weightmap_load_options;
 
 /* Sets the fields to the defaults of weightmap::LoadOptions (set struct_size first). */
@@ -322,7 +334,7 @@ typedef struct weightmap_load_report {
   size_t missing_optional;
   unsigned workers;
   uint64_t peak_staging_bytes;
-  const char* mode;    /* "auto", "mmap", "read" or "direct" */
+  const char* mode;    /* "auto", "mmap", "read" or "direct" (the options' mode) */
   const char* summary; /* "memory-mapped N tensors in M files (X MiB), loaded K ..." */
   size_t note_count;   /* fallbacks and warnings: weightmap_load_note */
 } weightmap_load_report;

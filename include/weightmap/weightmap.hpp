@@ -11,6 +11,7 @@
 #include "weightmap/file_facts.hpp"
 #include "weightmap/file_identity.hpp"
 #include "weightmap/load.hpp"
+#include "weightmap/load_mode.hpp"
 #include "weightmap/load_options.hpp"
 #include "weightmap/load_report.hpp"
 #include "weightmap/loaded_model.hpp"

@@ -69,11 +69,16 @@ LOG_FN = ctypes.CFUNCTYPE(None, c_void_p, c_int, c_char_p)
 
 
 class LoadOptions(SizedStruct):
-    _fields_ = [("struct_size", c_size_t), ("automatic", c_int), ("use_mmap", c_int),
-                ("allow_copy_on_write", c_int), ("direct_io", c_int), ("workers", ctypes.c_uint),
-                ("staging_bytes_cap", c_uint64), ("cache_flags", c_uint32),
-                ("cache_from_env", c_int), ("progress", PROGRESS_FN),
-                ("progress_user_data", c_void_p), ("log", LOG_FN), ("log_user_data", c_void_p)]
+    _fields_ = [("struct_size", c_size_t), ("automatic_v0_1", c_int), ("use_mmap_v0_1", c_int),
+                ("allow_copy_on_write", c_int), ("direct_io_v0_1", c_int),
+                ("workers", ctypes.c_uint), ("staging_bytes_cap", c_uint64),
+                ("cache_flags", c_uint32), ("cache_from_env", c_int), ("progress", PROGRESS_FN),
+                ("progress_user_data", c_void_p), ("log", LOG_FN), ("log_user_data", c_void_p),
+                ("mode", c_int32)]
+
+
+# weightmap_load_mode: LoadOptions.mode by the names LoadReport's mode uses.
+LOAD_MODES = {"auto": 0, "mmap": 1, "read": 2, "direct": 3}
 
 
 class TensorData(SizedStruct):

@@ -283,15 +283,19 @@ def _dtype_id(name):
     return dtype.value
 
 
-def open(path_or_paths, prefixes=None, writable=False, use_mmap=True, cache=None,
+def open(path_or_paths, prefixes=None, writable=False, mode="mmap", cache=None,
          convert=None, progress=None, log=None):  # noqa: A001: weightmap.open, as named
     """Opens model files (a path, or a list of paths with optional name `prefixes`) and maps
-    every tensor as stored. `writable=True` maps tensors copy-on-write so LoRAs can patch
+    every tensor as stored. `mode` is the load mode: "mmap" (map what can be mapped), "read"
+    (read every tensor into a buffer), "direct" (read with O_DIRECT) or "auto" (weightmap
+    chooses per file; see docs/loading.md). `writable=True` maps tensors copy-on-write so LoRAs can patch
     them. `convert` maps stored type names to wanted ones ({"bf16": "f32"}: NumPy floats for
     bf16 tensors, which are then copied and converted; reasons() says dtype_differs). `cache`
     is a WEIGHTMAP_MMAP_FLAGS-style string ("populate,dontneed"). `progress` (bytes_done,
     bytes_total, tensors_done, tensors_total) returns True to cancel; `log` (level, line) gets
     the summary line. Raises WeightmapError."""
+    if mode not in _capi.LOAD_MODES:
+        raise ValueError(f"mode is {mode!r}; give one of {', '.join(_capi.LOAD_MODES)}")
     paths = [path_or_paths] if isinstance(path_or_paths, (str, bytes, os.PathLike)) \
         else list(path_or_paths)
     if prefixes is not None and len(prefixes) != len(paths):
@@ -303,7 +307,7 @@ def open(path_or_paths, prefixes=None, writable=False, use_mmap=True, cache=None
     try:
         options = _capi.LoadOptions.new()
         check(_capi.lib.weightmap_load_options_init(ctypes.byref(options)))
-        options.use_mmap = 1 if use_mmap else 0
+        options.mode = _capi.LOAD_MODES[mode]
         if cache:
             flags = ctypes.c_uint32()
             check(_capi.lib.weightmap_cache_policy_parse(cache.encode(), ctypes.byref(flags)))

@@ -232,7 +232,7 @@ weightmap_status weightmap_load_get_report(const weightmap_load* load,
     out.missing_optional = in.missing_optional.size();
     out.workers = in.workers;
     out.peak_staging_bytes = in.peak_staging_bytes;
-    out.mode = in.mode.c_str();
+    out.mode = weightmap::load_mode_name(in.mode).data();  // a literal: NUL-terminated
     out.summary = load->state->summary.c_str();
     out.note_count = in.notes.size();
     fill_sized(report, out, "weightmap_load_get_report");

@@ -3,6 +3,8 @@
 #include "capi/policy.hpp"
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -31,15 +33,36 @@ weightmap_load_options default_c_options() {
   const LoadOptions defaults;
   weightmap_load_options out{};
   out.struct_size = sizeof(out);
-  out.automatic = defaults.automatic ? 1 : 0;
-  out.use_mmap = defaults.use_mmap ? 1 : 0;
+  // The 0.1 fields say the same as `mode` to a caller that reads them back.
+  out.automatic_v0_1 = defaults.mode == LoadMode::automatic ? 1 : 0;
+  out.use_mmap_v0_1 = defaults.mode == LoadMode::automatic || defaults.mode == LoadMode::mmap;
   out.allow_copy_on_write = defaults.allow_copy_on_write ? 1 : 0;
-  out.direct_io = defaults.direct_io ? 1 : 0;
+  out.direct_io_v0_1 = defaults.mode == LoadMode::direct ? 1 : 0;
   out.workers = defaults.workers;
   out.staging_bytes_cap = defaults.staging_bytes_cap;
   out.cache_flags = flags_from_policy(defaults.cache);
   out.cache_from_env = defaults.cache_from_env ? 1 : 0;
+  out.mode = static_cast<std::int32_t>(defaults.mode);
   return out;
+}
+
+// The mode of a struct compiled against 0.1, which has no `mode`: from its three flags.
+LoadMode mode_of_v0_1(const weightmap_load_options& in) {
+  if (in.automatic_v0_1 != 0) return LoadMode::automatic;
+  if (in.use_mmap_v0_1 == 0) return in.direct_io_v0_1 != 0 ? LoadMode::direct : LoadMode::read;
+  return LoadMode::mmap;  // 0.1's mmap with direct_io read copies with O_DIRECT; now pread
+}
+
+LoadMode mode_from_c(std::int32_t mode) {
+  switch (mode) {
+    case WEIGHTMAP_LOAD_MODE_AUTO: return LoadMode::automatic;
+    case WEIGHTMAP_LOAD_MODE_MMAP: return LoadMode::mmap;
+    case WEIGHTMAP_LOAD_MODE_READ: return LoadMode::read;
+    case WEIGHTMAP_LOAD_MODE_DIRECT: return LoadMode::direct;
+    default:
+      throw BadArgument("weightmap_load_model: options.mode is " + std::to_string(mode) +
+                        ", not a WEIGHTMAP_LOAD_MODE_* value");
+  }
 }
 
 }  // namespace
@@ -70,11 +93,12 @@ LoadOptions load_options_from_c(const weightmap_load_options* options) {
   const weightmap_load_options in =
       options == nullptr ? default_c_options()
                          : read_sized(options, default_c_options(), "weightmap_load_model options");
+  const bool has_mode =
+      options == nullptr || options->struct_size >= offsetof(weightmap_load_options, mode) +
+                                                        sizeof(weightmap_load_options::mode);
   LoadOptions out;
-  out.automatic = in.automatic != 0;
-  out.use_mmap = in.use_mmap != 0;
+  out.mode = has_mode ? mode_from_c(in.mode) : mode_of_v0_1(in);
   out.allow_copy_on_write = in.allow_copy_on_write != 0;
-  out.direct_io = in.direct_io != 0;
   out.workers = in.workers;
   out.staging_bytes_cap = static_cast<std::size_t>(in.staging_bytes_cap);
   out.cache = policy_from_flags(in.cache_flags);

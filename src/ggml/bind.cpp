@@ -76,7 +76,7 @@ class Binder {
     check_inputs();
     describe();
     plan_ = plan(model_, requests_, core_,
-                 core_.automatic ? file_facts(model_) : std::vector<FileFacts>{});
+                 core_.mode == LoadMode::automatic ? file_facts(model_) : std::vector<FileFacts>{});
     map_planned();
     allocate_contexts();
     load_planned();

@@ -136,8 +136,9 @@ struct LoadState {
       sources[i].reader = readers[i].get();
       FileChoice& choice = report.files[i];
       // The auto mode never uses O_DIRECT: see choose_drop_behind.
-      const bool auto_drops = options.automatic && choose_drop_behind(jobs, i, choice);
-      if (!options.automatic && options.direct_io) {
+      const bool auto_drops =
+          options.mode == LoadMode::automatic && choose_drop_behind(jobs, i, choice);
+      if (options.mode == LoadMode::direct) {
         std::string refusal;
         direct[i] = io::DirectReader::open(files[i].path, &refusal);
         if (!direct[i]) {
@@ -239,8 +240,8 @@ struct LoadState {
     }
     for (std::size_t i = 0; i < files.size(); ++i) {
       FileChoice& choice = report.files[i];
-      if (!options.automatic) {
-        choice.why = fmt::format("the {} mode", report.mode);
+      if (options.mode != LoadMode::automatic) {
+        choice.why = fmt::format("the {} mode", load_mode_name(options.mode));
       } else if (facts[i].risky_to_map && choice.loaded_tensors > 0) {
         choice.why =
             fmt::format("not mapped: {} is a network or FUSE filesystem", choice.filesystem);
@@ -344,10 +345,7 @@ LoadedModel load_planned(const Model& model, std::span<const TensorRequest> requ
     for (auto& warning : warnings) state.note(std::move(warning));
   }
   state.report.cache = state.policy;
-  state.report.mode = options.automatic   ? "auto"
-                      : !options.use_mmap ? (options.direct_io ? "direct" : "read")
-                      : options.direct_io ? "mmap+direct"
-                                          : "mmap";
+  state.report.mode = options.mode;
   state.facts = file_facts(model);
   if (given) {
     check_plan_matches(model, requests, *given);

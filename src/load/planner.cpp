@@ -55,13 +55,15 @@ std::optional<Reason> why_loaded(const Model& model, const TensorInfo& tensor,
   if (!loader::stored_mappable(model.files()[tensor.file], tensor)) {
     return Reason::format_cannot_be_mapped;
   }
-  const bool may_map = options.automatic || options.use_mmap;
-  if (!may_map) return Reason::mapping_disabled;
+  if (options.mode == LoadMode::read || options.mode == LoadMode::direct) {
+    return Reason::mapping_disabled;
+  }
   if (!request.device.reads_host_memory) return Reason::device_cannot_read_host_memory;
   // The caller wants the bytes in its own place (a buffer or a sink): one reason for both,
   // after the device's, so the two report alike for the same device.
   if (request.destination != nullptr || request.sink) return Reason::mapping_disabled;
-  if (options.automatic && tensor.file < files.size() && files[tensor.file].risky_to_map) {
+  if (options.mode == LoadMode::automatic && tensor.file < files.size() &&
+      files[tensor.file].risky_to_map) {
     return Reason::risky_filesystem;
   }
   const std::size_t alignment = checked_alignment(request, tensor.dtype);

@@ -175,7 +175,7 @@ static void test_load_everything_as_stored_maps_it(void) {
 
   options.struct_size = sizeof(options);
   CHECK_OK(weightmap_load_options_init(&options));
-  CHECK(options.use_mmap == 1 && options.workers == 2);
+  CHECK(options.mode == WEIGHTMAP_LOAD_MODE_MMAP && options.workers == 2);
   options.log = count_log;
   options.cache_from_env = 0;
   CHECK_OK(weightmap_load_model(model, NULL, 0, &options, &load));
@@ -640,7 +640,7 @@ static void test_progress_callback_cancels(void) {
   if (model == NULL) return;
   options.struct_size = sizeof(options);
   CHECK_OK(weightmap_load_options_init(&options));
-  options.use_mmap = 0; /* every tensor is read, so progress is reported */
+  options.mode = WEIGHTMAP_LOAD_MODE_READ; /* every tensor is read, so progress is reported */
   options.progress = cancel_at_first_call;
   options.progress_user_data = &calls;
   CHECK_STATUS(WEIGHTMAP_ERROR_CANCELLED, weightmap_load_model(model, NULL, 0, &options, &load));
@@ -654,6 +654,53 @@ static void test_progress_callback_cancels(void) {
   CHECK_OK(weightmap_load_model(model, NULL, 0, &options, &load));
   CHECK(progress_calls >= 1);
   weightmap_load_free(load);
+  weightmap_model_free(model);
+}
+
+/* The load mode: `mode`, or the 0.1 fields from a struct compiled against 0.1 (no `mode`). */
+static const char* mode_of_load(weightmap_model* model, const weightmap_load_options* options) {
+  static char mode[16];
+  weightmap_load* load = NULL;
+  weightmap_load_report report;
+  mode[0] = '\0';
+  CHECK_OK(weightmap_load_model(model, NULL, 0, options, &load));
+  if (load == NULL) return mode;
+  report.struct_size = sizeof(report);
+  CHECK_OK(weightmap_load_get_report(load, &report));
+  snprintf(mode, sizeof(mode), "%s", report.mode);
+  weightmap_load_free(load);
+  return mode;
+}
+
+static void test_load_mode_and_the_0_1_struct(void) {
+  weightmap_model* model = open_one("model.safetensors");
+  weightmap_load* load = NULL;
+  weightmap_load_options options;
+  if (model == NULL) return;
+  options.struct_size = sizeof(options);
+  CHECK_OK(weightmap_load_options_init(&options));
+  options.cache_from_env = 0;
+  options.mode = WEIGHTMAP_LOAD_MODE_READ;
+  CHECK(strcmp(mode_of_load(model, &options), "read") == 0);
+  options.mode = WEIGHTMAP_LOAD_MODE_AUTO;
+  CHECK(strcmp(mode_of_load(model, &options), "auto") == 0);
+  options.mode = 4;
+  CHECK_STATUS(WEIGHTMAP_ERROR_BAD_ARGUMENT, weightmap_load_model(model, NULL, 0, &options, &load));
+  CHECK(contains(weightmap_last_error(), "WEIGHTMAP_LOAD_MODE_"));
+  /* A 0.1 caller's struct ends before `mode` (which holds 4 here, never read): its flags say. */
+  options.struct_size = offsetof(weightmap_load_options, mode);
+  options.automatic_v0_1 = 0;
+  options.use_mmap_v0_1 = 0;
+  options.direct_io_v0_1 = 0;
+  CHECK(strcmp(mode_of_load(model, &options), "read") == 0);
+  options.direct_io_v0_1 = 1;
+  CHECK(strcmp(mode_of_load(model, &options), "direct") == 0);
+  options.automatic_v0_1 = 1;
+  CHECK(strcmp(mode_of_load(model, &options), "auto") == 0);
+  options.automatic_v0_1 = 0;
+  options.use_mmap_v0_1 = 1;
+  options.direct_io_v0_1 = 0;
+  CHECK(strcmp(mode_of_load(model, &options), "mmap") == 0);
   weightmap_model_free(model);
 }
 
@@ -705,6 +752,7 @@ int main(int argc, char** argv) {
   test_the_last_error_is_per_thread();
   test_lora_apply_and_undo_round_trip();
   test_progress_callback_cancels();
+  test_load_mode_and_the_0_1_struct();
   remove_fixtures();
   printf("capi: %d passed, %d failed\n", checks_passed, checks_failed);
   return checks_failed == 0 ? 0 : 1;

@@ -84,7 +84,7 @@ TEST(GgmlBindCpu, WithoutMmapLoadsStraightIntoOneCpuBuffer) {
   for (const auto& t : model) ts.push_back(f.add(t.name, GGML_TYPE_F32, t.shape));
 
   BindOptions options;
-  options.load.use_mmap = false;
+  options.load.mode = weightmap::LoadMode::read;
   const Binding binding = f.bind(options);
   const LoadReport& report = binding.report().load;
   EXPECT_EQ(report.mapped_tensors, 0u);
@@ -121,7 +121,7 @@ TEST(GgmlBindCpu, GgmlQuantizesF16FileTensorIntoQ8_0Tensor) {
     Fixture f(model);
     ggml_tensor* w = f.add("proj.weight", GGML_TYPE_Q8_0, {8, 64});
     BindOptions options;
-    options.load.use_mmap = use_mmap;
+    options.load.mode = use_mmap ? weightmap::LoadMode::mmap : weightmap::LoadMode::read;
     const Binding binding = f.bind(options);
     EXPECT_EQ(binding.report().quantized_tensors, 1u);
     EXPECT_EQ(binding.report().load.converted_tensors, 1u);

@@ -52,7 +52,7 @@ TEST(GgmlBindRpc, RpcTensorsAreLoadedAndUploadedCpuTensorsMapped) {
         rpc_context.add("rpc.proj", GGML_TYPE_Q8_0, model[2].shape);
 
     BindOptions options;
-    options.load.use_mmap = use_mmap;
+    options.load.mode = use_mmap ? weightmap::LoadMode::mmap : weightmap::LoadMode::read;
     const Binding binding = bind(
         open_model(path), tensors,
         [&](std::string_view name, const ggml_tensor&) {
@@ -102,7 +102,7 @@ TEST(GgmlBindRpc, TinyTransformerSplitOverCpuAndRpcGivesBitIdenticalOutputs) {
 
   for (const bool use_mmap : {true, false}) {
     BindOptions options;
-    options.load.use_mmap = use_mmap;
+    options.load.mode = use_mmap ? weightmap::LoadMode::mmap : weightmap::LoadMode::read;
     // The second layer and the (quantized) output projection live on the RPC server.
     examples::TinyTransformer engine(
         path, config,

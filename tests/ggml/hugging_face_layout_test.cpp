@@ -37,7 +37,7 @@ struct EngineWeights {
 
 Binding bind_on_cpu(const Model& model, const EngineWeights& weights, bool use_mmap) {
   BindOptions options;
-  options.load.use_mmap = use_mmap;
+  options.load.mode = use_mmap ? weightmap::LoadMode::mmap : weightmap::LoadMode::read;
   return bind(
       model, weights.tensors,
       [](std::string_view, const ggml_tensor&) { return TensorDevice{test::cpu_device()}; },

@@ -20,7 +20,7 @@ ggml_backend_dev_t cpu(std::string_view) {
 std::vector<float> run(const std::string& path, const TinyTransformerConfig& config, bool use_mmap,
                        ggml::BindReport& report) {
   ggml::BindOptions options;
-  options.load.use_mmap = use_mmap;
+  options.load.mode = use_mmap ? weightmap::LoadMode::mmap : weightmap::LoadMode::read;
   TinyTransformer engine(path, config, cpu, options);
   report = engine.report();
   return engine.forward(tiny_transformer_input(config));

@@ -53,13 +53,21 @@ class OpenTest(FixtureTestCase):
         self.assertTrue(model.is_mapped("a.weight"))
 
     def test_reasons_say_why_tensors_were_copied(self):
-        model = weightmap.open(self.path("model.safetensors"), use_mmap=False)
+        model = weightmap.open(self.path("model.safetensors"), mode="read")
         reasons = model.reasons()
         self.assertEqual(sorted(reasons), ["a.weight", "b.weight", "c.bias"])
         self.assertEqual(reasons["a.weight"].name, "mapping_disabled")
         self.assertIn("disabled", reasons["a.weight"].sentence)
         self.assertEqual(model.report()["reasons"], {"mapping_disabled": 3})
         np.testing.assert_array_equal(model["a.weight"].ravel(), fixture_values(32))
+
+    def test_the_load_mode_is_reported_and_checked(self):
+        for mode in ("auto", "mmap", "read", "direct"):
+            model = weightmap.open(self.path("model.safetensors"), mode=mode)
+            self.assertEqual(model.report()["mode"], mode)
+            self.assertEqual(model.is_mapped("a.weight"), mode in ("auto", "mmap"), mode)
+        with self.assertRaisesRegex(ValueError, "auto, mmap, read, direct"):
+            weightmap.open(self.path("model.safetensors"), mode="mmap+direct")
 
     def test_convert_gives_numpy_floats_for_bf16(self):
         model = weightmap.open(self.path("model.safetensors"), convert={"bf16": "f32"})
@@ -113,7 +121,7 @@ class OpenTest(FixtureTestCase):
             return True
 
         with self.assertRaises(weightmap.WeightmapError) as raised:
-            weightmap.open(self.path("model.safetensors"), use_mmap=False, progress=cancel)
+            weightmap.open(self.path("model.safetensors"), mode="read", progress=cancel)
         self.assertEqual(raised.exception.status, "cancelled")
         self.assertIn("cancel", str(raised.exception))
         self.assertGreaterEqual(len(calls), 1)
@@ -124,7 +132,7 @@ class OpenTest(FixtureTestCase):
             raise RuntimeError("the engine gave up")
 
         with self.assertRaisesRegex(RuntimeError, "the engine gave up"):
-            weightmap.open(self.path("model.safetensors"), use_mmap=False, progress=fail)
+            weightmap.open(self.path("model.safetensors"), mode="read", progress=fail)
 
     def test_the_log_callback_gets_the_summary_line(self):
         lines = []

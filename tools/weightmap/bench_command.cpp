@@ -199,8 +199,7 @@ int run_bench(const BenchOptions& options, std::ostream& out, std::ostream& err)
     std::set<std::string> notes;
     const auto load_options = [&](bool mmap, bool direct, bool populate, bool hugepage = false) {
       LoadOptions o;
-      o.use_mmap = mmap;
-      o.direct_io = direct;
+      o.mode = direct ? LoadMode::direct : mmap ? LoadMode::mmap : LoadMode::read;
       o.workers = options.threads;
       o.cache.populate = populate;
       o.cache.hugepage = hugepage;

@@ -114,7 +114,7 @@ void write_text(const Model& model, const Measured& m, std::ostream& out) {
   for (const auto& [reason, count] : m.report.reasons) {
     out << fmt::format("  {} loaded: {}\n", count, reason_sentence(reason));
   }
-  out << fmt::format("mode: {}\n", m.report.mode);
+  out << fmt::format("mode: {}\n", load_mode_name(m.report.mode));
   for (const FileChoice& file : m.report.files) {
     out << fmt::format("  {} ({}): {} mapped, {} loaded{}{}\n", file.path, file.filesystem,
                        file.mapped_tensors, file.loaded_tensors,
@@ -173,7 +173,8 @@ void write_json(const Model& model, const Measured& m, std::ostream& out) {
   }
   out << "{\n";
   out << fmt::format("  \"files\": [{}],\n", files);
-  out << fmt::format("  \"mode\": {},\n  \"file_choices\": [{}],\n", json_string(r.mode), choices);
+  out << fmt::format("  \"mode\": {},\n  \"file_choices\": [{}],\n",
+                     json_string(load_mode_name(r.mode)), choices);
   out << fmt::format("  \"tensors\": {},\n  \"tensor_bytes\": {},\n", model.tensors().size(),
                      m.tensor_bytes);
   out << fmt::format(
@@ -210,9 +211,7 @@ void write_json(const Model& model, const Measured& m, std::ostream& out) {
 
 int run_load(const LoadCommandOptions& options, std::ostream& out, std::ostream& err) {
   LoadOptions load_options;
-  load_options.automatic = options.automatic;
-  load_options.use_mmap = options.use_mmap;
-  load_options.direct_io = options.direct_io;
+  load_options.mode = options.mode;
   load_options.workers = options.threads;
   if (options.flags) {
     std::vector<std::string> warnings;
@@ -286,6 +285,16 @@ int run_load(const LoadCommandOptions& options, std::ostream& out, std::ostream&
   }
 }
 
+namespace {
+
+std::vector<std::string> mode_names() {
+  std::vector<std::string> names;
+  for (const LoadMode mode : kLoadModes) names.emplace_back(load_mode_name(mode));
+  return names;
+}
+
+}  // namespace
+
 Subcommand add_load_command(CLI::App& parent) {
   struct Parsed {
     LoadCommandOptions options;
@@ -293,6 +302,7 @@ Subcommand add_load_command(CLI::App& parent) {
     std::string dtype;
     std::string flags;
     bool no_mmap = false;
+    bool direct_io = false;
     std::string mode = "auto";
     std::size_t alignment = 0;
   };
@@ -318,14 +328,14 @@ Subcommand add_load_command(CLI::App& parent) {
                        "cache) and prints why; mmap: map what "
                        "can be mapped, pread the rest; read: pread everything; direct: O_DIRECT "
                        "everything")
-          ->check(CLI::IsMember({"auto", "mmap", "read", "direct"}))
+          ->check(CLI::IsMember(mode_names()))
           ->capture_default_str();
   CLI::Option* no_mmap_option =
       command->add_flag("--no-mmap", parsed->no_mmap, "The same as --mode read");
-  command->add_flag(
-      "--direct-io", parsed->options.direct_io,
-      "With --mode mmap: read copied tensors with O_DIRECT; alone: the same as --mode direct");
+  CLI::Option* direct_io_option = command->add_flag(
+      "--direct-io", parsed->direct_io, "The same as --mode direct (with --no-mmap too)");
   no_mmap_option->excludes(mode_option);
+  direct_io_option->excludes(mode_option);
   command->add_flag("--offload", parsed->options.offload,
                     "Ask for every tensor as for a device that cannot read host memory (a GPU "
                     "without unified memory): nothing is mapped, every tensor is loaded");
@@ -374,20 +384,15 @@ Subcommand add_load_command(CLI::App& parent) {
   // For measurements only: keeps the model loaded so a second process's PSS can be read.
   command->add_option("--hold-seconds", parsed->options.hold_seconds)->group("");
 
-  return {command, [parsed, dtype_option, flags_option, alignment_option, mode_option](
-                       std::ostream& out, std::ostream& err) {
+  return {command, [parsed, dtype_option, flags_option, alignment_option](std::ostream& out,
+                                                                          std::ostream& err) {
             LoadCommandOptions options = parsed->options;
             for (const std::string& path : parsed->paths) options.sources.push_back({path, ""});
-            // --no-mmap and a lone --direct-io are the older spellings of --mode read/direct.
-            std::string mode = parsed->mode;
-            if (parsed->no_mmap) {
-              mode = options.direct_io ? "direct" : "read";
-            } else if (options.direct_io && mode_option->count() == 0) {
-              mode = "direct";
-            }
-            options.automatic = mode == "auto";
-            options.use_mmap = mode == "auto" || mode == "mmap";
-            options.direct_io = mode == "direct" || (mode == "mmap" && options.direct_io);
+            // --no-mmap and --direct-io are the older spellings of --mode read and direct.
+            const std::string mode = parsed->direct_io ? "direct"
+                                     : parsed->no_mmap ? "read"
+                                                       : parsed->mode;
+            options.mode = load_mode_named(mode).value();  // --mode's check named a mode
             if (dtype_option->count() > 0) options.dtype = dtype_from_name(parsed->dtype);
             if (flags_option->count() > 0) options.flags = parsed->flags;
             if (alignment_option->count() > 0) options.alignment = parsed->alignment;

@@ -12,20 +12,19 @@
 
 #include "weightmap/cli.hpp"
 #include "weightmap/dtype.hpp"
+#include "weightmap/load_mode.hpp"
 #include "weightmap/model.hpp"
 
 namespace weightmap::cli {
 
 struct LoadCommandOptions {
   std::vector<ModelSource> sources;
-  bool automatic = true;             // --mode auto (the default): LoadOptions::automatic
-  bool use_mmap = true;              // --mode read/direct, --no-mmap turn it off
-  bool direct_io = false;            // O_DIRECT reads for copied tensors
-  bool offload = false;              // every tensor for a device that cannot read host memory
-  std::optional<DType> dtype;        // every tensor as this type (converted where it differs)
-  bool writable = false;             // tensors writable in place (copy-on-write mappings)
-  std::optional<std::string> flags;  // a WEIGHTMAP_MMAP_FLAGS list, merged with the variable
-  unsigned threads = 2;              // loader copy workers
+  LoadMode mode = LoadMode::automatic;  // --mode (auto by default; --no-mmap, --direct-io)
+  bool offload = false;                 // every tensor for a device that cannot read host memory
+  std::optional<DType> dtype;           // every tensor as this type (converted where it differs)
+  bool writable = false;                // tensors writable in place (copy-on-write mappings)
+  std::optional<std::string> flags;     // a WEIGHTMAP_MMAP_FLAGS list, merged with the variable
+  unsigned threads = 2;                 // loader copy workers
   // Alignment the reading device needs; nullopt: each tensor's natural alignment (of its
   // element or block), what ggml's CPU kernels need. 32 asks like a ggml allocator.
   std::optional<std::size_t> alignment;
