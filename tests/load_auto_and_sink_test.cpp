@@ -255,6 +255,41 @@ TEST(AutoMode, PlansRiskyFilesystemsAsLoadedAndLocalOnesAsMapped) {
   EXPECT_EQ(plan(fx.model, requests, options, nfs).tensors[0].placement, Placement::mapped);
 }
 
+// plan() alone decides as load() does: it gathers the facts load() would, and load() carries
+// out a plan's facts without gathering its own.
+TEST(AutoMode, PlanAloneGathersTheFactsAndLoadDoesWhatItPlanned) {
+  const Fixture fx(two_tensors());
+  std::vector<TensorRequest> requests = {request("w"), request("b")};
+  requests[1].device.reads_host_memory = false;
+  LoadOptions options = quiet_options();
+  options.mode = LoadMode::automatic;
+  const Plan planned = plan(fx.model, requests, options);
+  ASSERT_EQ(planned.files.size(), 1u);
+  EXPECT_EQ(planned.files[0].filesystem, io::file_facts(fx.path).filesystem);
+  const LoadedModel loaded = load(fx.model, requests, options);
+  ASSERT_EQ(loaded.tensors.size(), planned.tensors.size());
+  for (std::size_t i = 0; i < planned.tensors.size(); ++i) {
+    EXPECT_EQ(loaded.tensors[i].mapped, planned.tensors[i].placement == Placement::mapped) << i;
+    EXPECT_EQ(loaded.tensors[i].reason, planned.tensors[i].reason) << i;
+  }
+  EXPECT_EQ(loaded.report.files[0].filesystem, planned.files[0].filesystem);
+
+  // A case that turns on the facts: the file as if on NFS. The load of that plan reads the
+  // tensor the plan reads, for the reason it gives, and reports the plan's filesystem.
+  const std::vector<FileFacts> nfs = {{"nfs", true}};
+  Plan on_nfs = plan(fx.model, requests, options, nfs);
+  EXPECT_EQ(on_nfs.tensors[0].reason, Reason::risky_filesystem);
+  const LoadedModel read = load(fx.model, requests, options, std::move(on_nfs));
+  EXPECT_FALSE(read.tensors[0].mapped);
+  EXPECT_EQ(read.tensors[0].reason, Reason::risky_filesystem);
+  EXPECT_EQ(read.report.files[0].filesystem, "nfs");
+  EXPECT_EQ(read.report.files[0].why, "not mapped: nfs is a network or FUSE filesystem");
+  EXPECT_EQ(Bytes(read.tensors[0].bytes.begin(), read.tensors[0].bytes.end()), fx.file_bytes("w"));
+
+  const std::vector<FileFacts> two = {{"ext4", false}, {"ext4", false}};
+  EXPECT_THROW(plan(fx.model, requests, options, two), Error);
+}
+
 TEST(AutoMode, MapsHostTensorsAndReadsDeviceTensorsFromTheCacheWhenResident) {
   const Fixture fx(two_tensors());  // just written: in the page cache
   std::vector<TensorRequest> requests = {request("w"), request("b")};

@@ -1,5 +1,5 @@
 // What weightmap knows about the filesystem a model file is on: the auto load mode reads
-// files on network and FUSE filesystems instead of mapping them (see load.hpp).
+// files on network and FUSE filesystems instead of mapping them (see plan.hpp).
 #pragma once
 
 #include <string>
@@ -9,7 +9,7 @@
 WEIGHTMAP_API_BEGIN
 namespace weightmap {
 
-// Facts about a file that plan() takes from load() in the auto mode (plan() does no I/O).
+// Facts about a file that the auto mode decides on (see plan() in plan.hpp).
 struct FileFacts {
   std::string filesystem = "unknown";
   bool risky_to_map = false;  // network or FUSE filesystem

@@ -48,17 +48,23 @@ struct Plan {
   std::vector<PlannedTensor> tensors;    // one per request, in request order
   std::vector<std::string> unrequested;  // tensors of the files nobody asked for, file order
   std::uint64_t unrequested_bytes = 0;
+  // The facts the plan was made with, one per model file (those given to plan(), or those it
+  // gathered in the auto mode; empty when neither). load() reports them and gathers none of
+  // its own, so a plan and the load that carries it out never see different facts.
+  std::vector<FileFacts> files;
 };
 
-// The one place where Mapped or Loaded is decided. Pure: no I/O, no environment.
+// The one place where Mapped or Loaded is decided: no environment, and no I/O but this one.
+// In the auto mode it decides on the facts of each file, `files` (one per model file): when
+// none are given it gathers them itself with file_facts(model), as load() does, so a plan
+// made alone is the plan load() carries out.
 // Throws Error(not_found) for a missing tensor that is not optional, Error(unsupported) for a
 // type conversion convert.hpp cannot do, Error(invalid_argument) for a bad request
-// (alignment not a power of two, destination too small).
-// `files` (one per model file, or empty) is used in the auto mode only.
+// (alignment not a power of two, destination too small) or for `files` not one per file.
 Plan plan(const Model& model, std::span<const TensorRequest> requests,
           const LoadOptions& options = {}, std::span<const FileFacts> files = {});
 
-// The facts plan() takes in the auto mode, one per model file (statfs; no file is read).
+// The facts the auto mode decides on, one per model file (statfs; no file is read).
 std::vector<FileFacts> file_facts(const Model& model);
 
 }  // namespace weightmap

@@ -75,8 +75,7 @@ class Binder {
     const auto start = std::chrono::steady_clock::now();
     check_inputs();
     describe();
-    plan_ = plan(model_, requests_, core_,
-                 core_.mode == LoadMode::automatic ? file_facts(model_) : std::vector<FileFacts>{});
+    plan_ = plan(model_, requests_, core_);
     map_planned();
     allocate_contexts();
     load_planned();
@@ -205,6 +204,7 @@ class Binder {
   // into it (bind reads only the other fields of plan_ afterwards).
   Plan part_of_plan(const std::vector<std::size_t>& which) {
     Plan part;
+    part.files = plan_.files;  // the facts bind planned with: load() gathers none again
     part.tensors.reserve(which.size());
     for (std::size_t k = 0; k < which.size(); ++k) {
       PlannedTensor& planned = plan_.tensors[which[k]];

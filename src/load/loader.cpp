@@ -321,6 +321,7 @@ void check_plan_matches(const Model& model, std::span<const TensorRequest> reque
                  "request order)");
   };
   if (given.tensors.size() != requests.size()) throw mismatch();
+  if (!given.files.empty() && given.files.size() != model.files().size()) throw mismatch();
   for (std::size_t i = 0; i < requests.size(); ++i) {
     const PlannedTensor& planned = given.tensors[i];
     if (planned.request != i) throw mismatch();
@@ -346,13 +347,14 @@ LoadedModel load_planned(const Model& model, std::span<const TensorRequest> requ
   }
   state.report.cache = state.policy;
   state.report.mode = options.mode;
-  state.facts = file_facts(model);
   if (given) {
     check_plan_matches(model, requests, *given);
     state.plan = std::move(*given);
   } else {
-    state.plan = plan(model, requests, options, state.facts);
+    state.plan = plan(model, requests, options);
   }
+  // The plan's facts when it has them (the auto mode's): what it was decided on.
+  state.facts = state.plan.files.empty() ? file_facts(model) : state.plan.files;
   state.describe_files();
   state.check_element_counts();
   state.map_files();

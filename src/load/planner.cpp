@@ -1,5 +1,6 @@
-// The one place where a requested tensor becomes Mapped or Loaded. Pure: it reads the
-// validated index and the requests, never a file or the environment.
+// The one place where a requested tensor becomes Mapped or Loaded. The decision is pure: it
+// reads the validated index, the requests and the files' facts, never a file or the
+// environment; only the auto mode's facts, when the caller gives none, come from statfs.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -133,6 +134,17 @@ std::size_t required_alignment(const DeviceCaps& device, DType dtype) {
 Plan plan(const Model& model, std::span<const TensorRequest> requests, const LoadOptions& options,
           std::span<const FileFacts> files) {
   Plan out;
+  if (!files.empty() && files.size() != model.files().size()) {
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("{} file facts given for a model of {} files; give one per file",
+                            files.size(), model.files().size()));
+  }
+  if (files.empty() && options.mode == LoadMode::automatic) {
+    out.files = file_facts(model);
+  } else {
+    out.files.assign(files.begin(), files.end());
+  }
+  files = out.files;
   out.tensors.reserve(requests.size());
   // By position in the index: one name lookup per request, none for the unrequested list.
   const auto& tensors = model.tensors();
