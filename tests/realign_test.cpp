@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "format/realign_layout.hpp"
 #include "io/file_reader.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "support/shell_command.hpp"

@@ -105,6 +105,10 @@ struct BindReport {
   std::string devices_line() const;
 };
 
+namespace detail {
+struct BindingState;  // what a Binding owns; not part of the API (src/ggml/binding_state.hpp)
+}  // namespace detail
+
 // Owns what bind() made: ggml buffers (freed first) and the mappings the tensors point into.
 // The engine's tensors point into these: keep the Binding alive while they are used.
 class Binding {
@@ -123,11 +127,9 @@ class Binding {
   // bring them into the page cache ahead of the engine's first run.
   std::span<const TensorStorage> mapped_tensors() const noexcept;
 
-  struct State;  // defined in src/ggml/
-
  private:
   friend Binding bind(const Model&, const EngineTensors&, const DeviceOf&, const BindOptions&);
-  std::unique_ptr<State> state_;
+  std::unique_ptr<detail::BindingState> state_;
 };
 
 // Binds every tensor of `tensors` to the model's tensor of that name. Before anything is

@@ -11,7 +11,8 @@
 #include "weightmap/error.hpp"
 #include "weightmap/export.hpp"
 #include "weightmap/file_identity.hpp"
-#include "weightmap/tensor_index.hpp"
+#include "weightmap/metadata.hpp"
+#include "weightmap/tensor_info.hpp"
 
 WEIGHTMAP_API_BEGIN
 namespace weightmap {
@@ -32,8 +33,6 @@ struct ModelSource {
   std::string path;
   std::string name_prefix;
 };
-
-struct OpenOptions {};
 
 class Model {
  public:
@@ -72,8 +71,8 @@ class Model {
 // EACCES, ...), "not a regular file (FIFO)" (never blocking on one), a malformed file. A
 // tensor name found twice (in two files, or under the same prefix in two sources) is an
 // error. In a folder, files that are not models (see Model::notes) are skipped.
-Model open_model(const std::vector<ModelSource>& sources, const OpenOptions& options = {});
-Model open_model(const std::string& path, const OpenOptions& options = {});
+Model open_model(const std::vector<ModelSource>& sources);
+Model open_model(const std::string& path);
 
 }  // namespace weightmap
 WEIGHTMAP_API_END

@@ -12,7 +12,8 @@
 
 #include "weightmap/error.hpp"
 #include "weightmap/export.hpp"
-#include "weightmap/tensor_index.hpp"
+#include "weightmap/model.hpp"
+#include "weightmap/tensor_info.hpp"
 #include "weightmap/writer.hpp"
 
 WEIGHTMAP_API_BEGIN
@@ -32,25 +33,11 @@ struct RealignOptions {
   std::size_t chunk_bytes = kDefaultWriteChunkBytes;  // bytes copied per read
 };
 
-// One slot of the data area of a realigned safetensors file, in file order.
-struct SafetensorsSlot {
-  std::optional<std::size_t> tensor;  // index into the sizes given; nullopt for padding
-  std::uint64_t offset = 0;           // relative to the data area
-  std::uint64_t bytes = 0;
-};
-
-struct SafetensorsLayout {
-  std::vector<SafetensorsSlot> slots;
-  std::vector<std::size_t> unaligned;  // tensors not on the alignment, in file order
-  std::uint64_t padding_bytes = 0;     // in padding tensors
-};
-
-// Where realign puts tensors of these byte sizes in a safetensors data area that starts on
-// `alignment` (a power of two): tensors whose size is a multiple of the alignment first (in
-// the order given), then the rest by the largest power of two dividing their size, so each
-// tensor starts at least on that power of two (and so on its element size). Pure.
-SafetensorsLayout plan_safetensors_layout(std::span<const std::uint64_t> sizes,
-                                          std::uint64_t alignment, bool padding_tensors);
+// True when realigning file `file` of `model` (safetensors) to `alignment` by reordering its
+// tensors alone leaves some of them off it, so that only padding tensors
+// (RealignOptions::padding_tensors) put every tensor on it; false for other formats.
+bool realign_needs_padding_tensors(const Model& model, std::uint32_t file,
+                                   std::uint32_t alignment = kDefaultRealignment);
 
 // "__padding_N__": the name realign gives the N-th padding tensor it adds.
 std::string padding_tensor_name(std::size_t n);

@@ -1,14 +1,15 @@
-// What the format readers produce: one validated entry per tensor. Everything after
-// format/ works on this index and never on raw header bytes.
+// One validated entry per tensor, as the format readers produce it (Model::tensors() holds
+// them): name, type, shape and where its bytes are. Everything after format/ works on these
+// entries and never on raw header bytes.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "weightmap/dtype.hpp"
 #include "weightmap/export.hpp"
-#include "weightmap/metadata.hpp"
 
 WEIGHTMAP_API_BEGIN
 namespace weightmap {
@@ -31,16 +32,6 @@ struct TensorInfo {
   std::vector<std::uint64_t> strides;
 
   std::uint64_t element_count() const;  // product of shape (validated not to overflow)
-};
-
-// The index of one file, as a format reader returns it. Tensors carry file = 0; offsets are
-// absolute in the file and each range was checked to lie inside it.
-struct FileIndex {
-  FileFormat format = FileFormat::safetensors;
-  std::vector<TensorInfo> tensors;  // in file order
-  std::vector<std::pair<std::string, MetadataValue>> metadata;
-  std::uint64_t data_offset = 0;  // start of the tensor data area
-  std::uint32_t alignment = 1;    // alignment the format promises for tensor data
 };
 
 }  // namespace weightmap

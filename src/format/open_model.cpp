@@ -314,7 +314,7 @@ class ModelBuilder {
 
 }  // namespace
 
-Model open_model(const std::vector<ModelSource>& sources, const OpenOptions& /*options*/) {
+Model open_model(const std::vector<ModelSource>& sources) {
   if (sources.empty()) {
     throw Error(ErrorCode::invalid_argument, "no model path given");
   }
@@ -323,8 +323,8 @@ Model open_model(const std::vector<ModelSource>& sources, const OpenOptions& /*o
   return std::move(builder).build();  // throws on a name found twice
 }
 
-Model open_model(const std::string& path, const OpenOptions& options) {
-  return open_model(std::vector<ModelSource>{{path, {}}}, options);
+Model open_model(const std::string& path) {
+  return open_model(std::vector<ModelSource>{{path, {}}});
 }
 
 }  // namespace weightmap

@@ -6,8 +6,9 @@
 #include <utility>
 #include <vector>
 
+#include "format/file_index.hpp"
 #include "io/byte_source.hpp"
-#include "weightmap/tensor_index.hpp"
+#include "weightmap/tensor_info.hpp"
 
 namespace weightmap::format {
 

@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "format/output_over_inputs.hpp"
+#include "format/realign_layout.hpp"
 #include "format/tensor_layout.hpp"
 #include "format/writers.hpp"
 #include "io/file_reader.hpp"

@@ -1,12 +1,15 @@
 // Order of tensors in a realigned safetensors file. The format allows no gaps between
 // tensors, so a tensor starts where the sizes of the tensors before it add up to: only
 // ordering (and, when the caller allows it, padding tensors) can put starts on a boundary.
+#include "format/realign_layout.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <bit>
 #include <numeric>
 
+#include "weightmap/model.hpp"
 #include "weightmap/realign.hpp"
 
 namespace weightmap {
@@ -70,6 +73,18 @@ SafetensorsLayout plan_safetensors_layout(std::span<const std::uint64_t> sizes,
     offset += sizes[tensor];
   }
   return layout;
+}
+
+bool realign_needs_padding_tensors(const Model& model, std::uint32_t file,
+                                   std::uint32_t alignment) {
+  if (file >= model.files().size() || model.files()[file].format != FileFormat::safetensors) {
+    return false;
+  }
+  std::vector<std::uint64_t> sizes;
+  for (const TensorInfo& tensor : model.tensors()) {
+    if (tensor.file == file) sizes.push_back(tensor.nbytes);
+  }
+  return !plan_safetensors_layout(sizes, alignment, false).unaligned.empty();
 }
 
 }  // namespace weightmap

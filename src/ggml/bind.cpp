@@ -62,7 +62,7 @@ struct Item {
 class Binder {
  public:
   Binder(const Model& model, const EngineTensors& tensors, const DeviceOf& device_of,
-         const BindOptions& options, Binding::State& state)
+         const BindOptions& options, detail::BindingState& state)
       : model_(model), tensors_(tensors), device_of_(device_of), options_(options), state_(state) {
     core_ = options.load;
     // The core logs per load() call; bind logs one summary of its own and passes on warnings.
@@ -427,7 +427,7 @@ class Binder {
   const EngineTensors& tensors_;
   const DeviceOf& device_of_;
   const BindOptions& options_;
-  Binding::State& state_;
+  detail::BindingState& state_;
   LoadOptions core_;
 
   std::vector<Item> items_;

@@ -4,11 +4,11 @@
 
 namespace weightmap::ggml {
 
-Binding::State::~State() {
+detail::BindingState::~BindingState() {
   for (ggml_backend_buffer_t buffer : buffers) ggml_backend_buffer_free(buffer);
 }
 
-Binding::Binding() : state_(std::make_unique<State>()) {}
+Binding::Binding() : state_(std::make_unique<detail::BindingState>()) {}
 Binding::~Binding() = default;
 Binding::Binding(Binding&&) noexcept = default;
 Binding& Binding::operator=(Binding&&) noexcept = default;

@@ -5,17 +5,18 @@
 #include "weightmap/ggml.hpp"
 #include "weightmap/load.hpp"
 
-namespace weightmap::ggml {
+namespace weightmap::ggml::detail {
 
-struct Binding::State {
-  State() = default;
-  ~State();
-  State(const State&) = delete;
-  State& operator=(const State&) = delete;
+// What a Binding owns.
+struct BindingState {
+  BindingState() = default;
+  ~BindingState();
+  BindingState(const BindingState&) = delete;
+  BindingState& operator=(const BindingState&) = delete;
 
   BindReport report;
   std::vector<ggml_backend_buffer_t> buffers;  // owned; freed first
   std::vector<TensorStorage> mapped;           // keeps the mappings tensors point into alive
 };
 
-}  // namespace weightmap::ggml
+}  // namespace weightmap::ggml::detail

@@ -146,17 +146,13 @@ std::string shell_word(const std::string& text) {
 void write_realign_hint(const Model& model, std::ostream& out) {
   for (std::uint32_t file = 0; file < model.files().size(); ++file) {
     if (model.files()[file].format == FileFormat::pytorch_zip) continue;
-    std::vector<std::uint64_t> sizes;
     bool misaligned = false;
     for (const TensorInfo& tensor : model.tensors()) {
       if (tensor.file != file) continue;
-      sizes.push_back(tensor.nbytes);
       misaligned = misaligned || (tensor.offset % 32 != 0 && !is_padding_tensor(tensor));
     }
     if (!misaligned) continue;
-    const bool needs_padding =
-        model.files()[file].format == FileFormat::safetensors &&
-        !plan_safetensors_layout(sizes, kDefaultRealignment, false).unaligned.empty();
+    const bool needs_padding = realign_needs_padding_tensors(model, file);
     // ggml's CPU kernels map these tensors as they are (natural alignment is all they need,
     // and off-32 weights measured within noise of aligned ones: README, BM_Alignment*); the
     // rewrite is for devices that ask for 32 or 64 bytes.

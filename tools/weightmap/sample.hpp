@@ -9,7 +9,7 @@
 
 #include "weightmap/cli.hpp"
 #include "weightmap/dtype.hpp"
-#include "weightmap/tensor_index.hpp"
+#include "weightmap/tensor_info.hpp"
 
 namespace weightmap::cli {
 
