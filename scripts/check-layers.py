@@ -23,7 +23,7 @@ LAYERS = [
     ("dtype", 1, ["src/dtype/", PUBLIC + "dtype.hpp", PUBLIC + "convert.hpp"]),
     ("io", 2, ["src/io/", PUBLIC + "file_identity.hpp", PUBLIC + "mapped_file.hpp",
                PUBLIC + "fault_guard.hpp", PUBLIC + "cache_policy.hpp",
-               PUBLIC + "file_facts.hpp"]),
+               PUBLIC + "file_facts.hpp", PUBLIC + "native_file_handle.hpp"]),
     ("format", 3, ["src/format/", PUBLIC + "metadata.hpp", PUBLIC + "tensor_info.hpp",
                    PUBLIC + "model.hpp", PUBLIC + "writer.hpp", PUBLIC + "realign.hpp"]),
     ("load", 4, ["src/load/", PUBLIC + "load.hpp", PUBLIC + "load_mode.hpp",

@@ -12,6 +12,7 @@
 #include "weightmap/error.hpp"
 #include "weightmap/export.hpp"
 #include "weightmap/file_identity.hpp"
+#include "weightmap/native_file_handle.hpp"
 
 WEIGHTMAP_API_BEGIN
 namespace weightmap {
@@ -76,7 +77,7 @@ class MappedFile {
   Access access_ = Access::read_only;
   FileIdentity identity_;
   std::byte* base_ = nullptr;
-  int fd_ = -1;  // kept open for posix_fadvise (eviction, hints)
+  native_file_handle file_ = invalid_file_handle;  // kept open for hints and eviction
 };
 
 }  // namespace weightmap

@@ -1,12 +1,11 @@
 // Turns paths (files, shard indexes, folders) into one validated Model.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <unordered_map>
 
@@ -38,17 +37,14 @@ bool escapes_folder(const std::string& shard) {
 class ModelBuilder {
  public:
   void add_path(const std::string& path, const std::string& prefix) {
-    // One open decides what the path is (fstat of the descriptor, no separate stat that
-    // could race), says why it cannot be opened in the system's words, and never blocks on a
-    // FIFO.
-    const int fd = io::open_for_reading(path);
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-      ::close(fd);
+    // One open decides what the path is (no separate stat that could race), says why it
+    // cannot be opened in the system's words, and never blocks on a FIFO.
+    const std::unique_ptr<io::FileReader> opened = io::open_unless_directory(path);
+    if (!opened) {
       add_directory(path, prefix);
       return;
     }
-    const io::FileReader reader(path, fd);  // refuses what is not a regular file
+    const io::FileReader& reader = *opened;
     if (ends_with(path, kShardIndexSuffix)) {
       add_shards(path, format::read_safetensors_shard_index(reader), prefix);
     } else {

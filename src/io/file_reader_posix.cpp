@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "io/file_reader.hpp"
+#include "io/page_cache.hpp"
 #include "weightmap/error.hpp"
 
 namespace weightmap::io {
@@ -24,7 +25,7 @@ std::string_view file_kind_name(unsigned mode) noexcept {
   }
 }
 
-int open_for_reading(const std::string& path, int flags) {
+native_file_handle open_for_reading(const std::string& path, int flags) {
   // O_NONBLOCK: open() of a FIFO with no writer returns at once instead of waiting for one;
   // the caller's fstat then refuses it.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | flags);
@@ -34,7 +35,7 @@ int open_for_reading(const std::string& path, int flags) {
   return fd;
 }
 
-FileIdentity adopt_regular_file(int fd, const std::string& path) {
+FileIdentity adopt_regular_file(native_file_handle fd, const std::string& path) {
   try {
     const FileIdentity identity = identity_of(fd, path);
     // Linux ignores O_NONBLOCK on regular files, but a FUSE server sees the flag: reads
@@ -50,7 +51,7 @@ FileIdentity adopt_regular_file(int fd, const std::string& path) {
   }
 }
 
-FileIdentity identity_of(int fd, const std::string& path) {
+FileIdentity identity_of(native_file_handle fd, const std::string& path) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     throw Error(ErrorCode::io, fmt::format("cannot stat: {}", std::strerror(errno)), {path});
@@ -72,12 +73,31 @@ FileIdentity identity_of(int fd, const std::string& path) {
 
 FileReader::FileReader(std::string path) : FileReader(path, open_for_reading(path)) {}
 
-FileReader::FileReader(std::string path, int fd) : path_(std::move(path)), fd_(fd) {
-  identity_ = adopt_regular_file(fd_, path_);
+FileReader::FileReader(std::string path, native_file_handle file)
+    : path_(std::move(path)), file_(file) {
+  identity_ = adopt_regular_file(file_, path_);
 }
 
 FileReader::~FileReader() {
-  if (fd_ >= 0) ::close(fd_);
+  if (file_ != invalid_file_handle) ::close(file_);
+}
+
+std::unique_ptr<FileReader> open_unless_directory(const std::string& path) {
+  const int fd = open_for_reading(path);
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    return nullptr;
+  }
+  return std::make_unique<FileReader>(path, fd);  // refuses what is not a regular file
+}
+
+void FileReader::advise(std::uint64_t offset, std::uint64_t bytes, Advice advice) const {
+  advise_file(file_, offset, bytes, advice, path_);
+}
+
+void FileReader::write_back_and_drop() const {
+  io::write_back_and_drop(file_, identity_.size, path_);
 }
 
 void FileReader::read_at(std::uint64_t offset, std::span<std::byte> out) const {
@@ -90,7 +110,7 @@ void FileReader::read_at(std::uint64_t offset, std::span<std::byte> out) const {
   std::size_t done = 0;
   while (done < out.size()) {
     const ssize_t n =
-        ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+        ::pread(file_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       throw Error(ErrorCode::io, fmt::format("read failed: {}", std::strerror(errno)),

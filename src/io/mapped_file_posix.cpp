@@ -16,7 +16,7 @@
 namespace weightmap {
 namespace {
 
-// Closes a descriptor on every path out of open(): the mapping does not need it.
+// Closes the descriptor when open() fails; a mapping made keeps it for its page-cache calls.
 struct FdCloser {
   int fd;
   ~FdCloser() {
@@ -47,14 +47,14 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path, Access acc
   file->access_ = access;
   file->identity_ = identity;
   file->base_ = static_cast<std::byte*>(base);
-  file->fd_ = closer.fd;  // the mapping owns it from here
+  file->file_ = closer.fd;  // the mapping owns it from here
   closer.fd = -1;
   return file;
 }
 
 MappedFile::~MappedFile() {
   if (base_ != nullptr) ::munmap(base_, static_cast<std::size_t>(identity_.size));
-  if (fd_ >= 0) ::close(fd_);
+  if (file_ != invalid_file_handle) ::close(file_);
 }
 
 bool MappedFile::changed_on_disk() const {
@@ -103,7 +103,7 @@ void MappedFile::advise(Advice advice, std::uint64_t offset, std::uint64_t n) {
   check_range(offset, n);
   if (n == 0) return;
   io::advise_memory(base_ + offset, static_cast<std::size_t>(n), advice, path_);
-  io::advise_file(fd_, offset, n, advice, path_);
+  io::advise_file(file_, offset, n, advice, path_);
 }
 
 void MappedFile::populate_read(std::uint64_t offset, std::uint64_t n) {
@@ -127,7 +127,7 @@ std::uint64_t MappedFile::resident_bytes(std::uint64_t offset, std::uint64_t n) 
 }
 
 bool MappedFile::evict() noexcept {
-  return io::evict(base_, static_cast<std::size_t>(identity_.size), fd_, 0, identity_.size);
+  return io::evict(base_, static_cast<std::size_t>(identity_.size), file_, 0, identity_.size);
 }
 
 }  // namespace weightmap

@@ -66,7 +66,7 @@ void advise_memory(void* addr, std::size_t len, Advice advice, const std::string
   }
 }
 
-void advise_file(int fd, std::uint64_t offset, std::uint64_t len, Advice advice,
+void advise_file(native_file_handle fd, std::uint64_t offset, std::uint64_t len, Advice advice,
                  const std::string& path) {
   int value = POSIX_FADV_NORMAL;
   switch (advice) {
@@ -187,7 +187,7 @@ void unlock_memory(const void* addr, std::size_t len) noexcept {
   ::munlock(range.begin, range.len);
 }
 
-void write_back_and_drop(int fd, std::uint64_t file_size, const std::string& path) {
+void write_back_and_drop(native_file_handle fd, std::uint64_t file_size, const std::string& path) {
   (void)::fdatasync(fd);  // best effort: what is still dirty afterwards merely stays cached
   advise_file(fd, 0, file_size, Advice::dontneed, path);
 }
@@ -203,14 +203,14 @@ void drop_private_copies(void* addr, std::size_t len, const std::string& path,
   }
 }
 
-bool evict(void* addr, std::size_t len, int fd, std::uint64_t offset,
+bool evict(void* addr, std::size_t len, native_file_handle fd, std::uint64_t offset,
            std::uint64_t file_len) noexcept {
   bool ok = true;
   if (addr != nullptr && len != 0) {
     const PageSpan range = whole_pages(addr, len);
     ok = ::madvise(range.begin, range.len, MADV_DONTNEED) == 0;
   }
-  if (fd >= 0) {
+  if (fd != invalid_file_handle) {
     ok = ::posix_fadvise(fd, static_cast<off_t>(offset), static_cast<off_t>(file_len),
                          POSIX_FADV_DONTNEED) == 0 &&
          ok;
@@ -240,7 +240,8 @@ constexpr long kCachestatSyscall = -1;
 #endif
 
 // Cached bytes of the ranges by cachestat; nullopt where the kernel lacks it.
-std::optional<std::uint64_t> cachestat_bytes(int fd, std::span<const ByteRange> ranges) {
+std::optional<std::uint64_t> cachestat_bytes(native_file_handle fd,
+                                             std::span<const ByteRange> ranges) {
   if (kCachestatSyscall < 0) return std::nullopt;
   const auto page = static_cast<std::uint64_t>(page_size());
   std::uint64_t cached = 0;
@@ -259,8 +260,8 @@ std::optional<std::uint64_t> cachestat_bytes(int fd, std::span<const ByteRange> 
 // tables yet (0.1 s per GiB): too slow for a decision at load time, and an estimate is enough.
 }  // namespace
 
-std::uint64_t sampled_mincore_bytes(int fd, const std::string& path, std::uint64_t file_size,
-                                    std::span<const ByteRange> ranges) {
+std::uint64_t sampled_mincore_bytes(native_file_handle fd, const std::string& path,
+                                    std::uint64_t file_size, std::span<const ByteRange> ranges) {
   constexpr std::uint64_t kSamples = 4096;
   const auto length = static_cast<std::size_t>(file_size);
   void* base = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd, 0);
@@ -297,7 +298,7 @@ std::uint64_t sampled_mincore_bytes(int fd, const std::string& path, std::uint64
 std::uint64_t cached_bytes(const std::string& path, std::uint64_t file_size,
                            std::span<const ByteRange> ranges) {
   if (file_size == 0 || ranges.empty()) return 0;
-  const int fd = open_for_reading(path);
+  const native_file_handle fd = open_for_reading(path);
   (void)adopt_regular_file(fd, path);
   try {
     std::optional<std::uint64_t> cached = cachestat_bytes(fd, ranges);

@@ -1,4 +1,4 @@
-// The page-cache calls, on a range of a mapping or of a file descriptor: the hints behind
+// The page-cache calls, on a range of a mapping or of an open file: the hints behind
 // CachePolicy, prefaulting, residency (mincore, cachestat), locking, eviction and dropping a
 // copy-on-write mapping's private pages. Every madvise, posix_fadvise, mincore, cachestat and
 // mlock call of the library is in page_cache.cpp, with its fallbacks.
@@ -12,6 +12,7 @@
 
 #include "io/page.hpp"
 #include "weightmap/mapped_file.hpp"
+#include "weightmap/native_file_handle.hpp"
 
 namespace weightmap::io {
 
@@ -19,8 +20,8 @@ using weightmap::Advice;
 
 // madvise on [addr, addr+len), widened to whole pages. Throws Error(io) naming `path`.
 void advise_memory(void* addr, std::size_t len, Advice advice, const std::string& path);
-// posix_fadvise on [offset, offset+len) of `fd` (hugepage has no file counterpart: ignored).
-void advise_file(int fd, std::uint64_t offset, std::uint64_t len, Advice advice,
+// posix_fadvise on [offset, offset+len) of `file` (hugepage has no file counterpart: ignored).
+void advise_file(native_file_handle file, std::uint64_t offset, std::uint64_t len, Advice advice,
                  const std::string& path);
 
 // Prefaults a range for reading only: MADV_POPULATE_READ where the kernel has it (EINVAL on
@@ -63,13 +64,13 @@ void drop_private_copies(void* addr, std::size_t len, const std::string& path,
 
 // MADV_DONTNEED on the range, then POSIX_FADV_DONTNEED on the file: madvise alone unmaps
 // but leaves the page cache full. Best effort (for destructors): returns false on failure.
-bool evict(void* addr, std::size_t len, int fd, std::uint64_t offset,
+bool evict(void* addr, std::size_t len, native_file_handle file, std::uint64_t offset,
            std::uint64_t file_len) noexcept;
 
 // Writes the file's dirty pages back (fdatasync: the kernel drops only clean pages), then
 // POSIX_FADV_DONTNEED on all of it. Pages another process has mapped stay. Throws Error(io)
 // naming `path` when the kernel refuses the advice.
-void write_back_and_drop(int fd, std::uint64_t file_size, const std::string& path);
+void write_back_and_drop(native_file_handle file, std::uint64_t file_size, const std::string& path);
 
 // Bytes of the ranges that are in the page cache (no page is read): cachestat(2) where the
 // kernel has it (6.5+), else an estimate from mincore of up to 4096 pages spread over the
@@ -78,7 +79,7 @@ std::uint64_t cached_bytes(const std::string& path, std::uint64_t file_size,
                            std::span<const ByteRange> ranges);
 
 // The estimate cached_bytes falls back on without cachestat (public for its test).
-std::uint64_t sampled_mincore_bytes(int fd, const std::string& path, std::uint64_t file_size,
-                                    std::span<const ByteRange> ranges);
+std::uint64_t sampled_mincore_bytes(native_file_handle file, const std::string& path,
+                                    std::uint64_t file_size, std::span<const ByteRange> ranges);
 
 }  // namespace weightmap::io

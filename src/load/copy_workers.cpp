@@ -189,8 +189,7 @@ class CopyRun {
     for (const ReadRange& range : read_ahead_->advance(index)) {
       const io::FileReader& reader = *sources_[range.file].reader;
       try {
-        io::advise_file(reader.descriptor(), range.offset, range.bytes, io::Advice::willneed,
-                        reader.name());
+        reader.advise(range.offset, range.bytes, io::Advice::willneed);
       } catch (const Error&) {
         return;
       }
@@ -237,8 +236,7 @@ class CopyRun {
       // Per piece, so a multi-GiB tensor does not sit in the cache whole before it goes.
       const std::uint64_t page = io::page_size();
       const std::uint64_t begin = (job.offset + piece.begin) / page * page;
-      io::advise_file(source.reader->descriptor(), begin, job.offset + piece.end - begin,
-                      io::Advice::dontneed, source.reader->name());
+      source.reader->advise(begin, job.offset + piece.end - begin, io::Advice::dontneed);
     }
   }
 

@@ -177,8 +177,7 @@ struct LoadState {
     for (std::size_t i = 0; i < readers.size(); ++i) {
       if (!readers[i] || ranges[i].empty()) continue;
       for (const auto& range : io::page_cover(std::move(ranges[i]), readers[i]->size())) {
-        io::advise_file(readers[i]->descriptor(), range.offset, range.bytes, io::Advice::dontneed,
-                        readers[i]->name());
+        readers[i]->advise(range.offset, range.bytes, io::Advice::dontneed);
       }
     }
   }
@@ -257,7 +256,7 @@ struct LoadState {
     const auto hint = [&](bool CachePolicy::*flag, io::Advice advice, std::string_view word) {
       if (!(policy.*flag)) return;
       try {
-        io::advise_file(reader.descriptor(), 0, reader.size(), advice, reader.name());
+        reader.advise(0, reader.size(), advice);
       } catch (const Error& e) {
         note(fmt::format("{} hint refused: {}", word, e.what()));
         report.cache.*flag = false;

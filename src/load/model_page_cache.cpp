@@ -137,7 +137,7 @@ void evict_from_page_cache(const Model& model) {
   for (const ModelFile& file : model.files()) {
     const io::FileReader reader(file.path);
     io::check_unchanged(reader.identity(), file.identity, file.path);
-    io::write_back_and_drop(reader.descriptor(), file.size, file.path);
+    reader.write_back_and_drop();
   }
 }
 
