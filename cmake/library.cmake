@@ -4,6 +4,18 @@
 file(GLOB_RECURSE WEIGHTMAP_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/*.cpp)
 # The ggml adapter is its own library; nothing in the core sees ggml.
 list(FILTER WEIGHTMAP_SOURCES EXCLUDE REGEX "/src/ggml/")
+# Platform files are named after what they use (docs/design.md, "Porting to another OS"):
+# _posix for any POSIX system, _linux for Linux only, and a port's own suffix (_windows).
+# A build takes the files of its system; portable files carry no suffix.
+if(NOT UNIX)
+  list(FILTER WEIGHTMAP_SOURCES EXCLUDE REGEX "_posix\\.cpp$")
+endif()
+if(NOT CMAKE_SYSTEM_NAME STREQUAL "Linux")
+  list(FILTER WEIGHTMAP_SOURCES EXCLUDE REGEX "_linux\\.cpp$")
+endif()
+if(NOT WIN32)
+  list(FILTER WEIGHTMAP_SOURCES EXCLUDE REGEX "_windows\\.cpp$")
+endif()
 add_library(weightmap ${WEIGHTMAP_SOURCES})
 add_library(weightmap::weightmap ALIAS weightmap)
 

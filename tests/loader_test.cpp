@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "io/aligned_buffer.hpp"
 #include "io/file_reader.hpp"
-#include "load/aligned_buffer.hpp"
 #include "load/copy_workers.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "support/temp_dir.hpp"
@@ -213,7 +213,7 @@ TEST(LoaderTest, TheHugepageFlagGivesBigBuffersHugePageAlignment) {
   options.cache.hugepage = true;
   const LoadedModel loaded = load(fx.model, requests, options);
   const auto address = reinterpret_cast<std::uintptr_t>(loaded.tensors[0].bytes.data());
-  EXPECT_EQ(address % loader::kHugePageBytes, 0u);
+  EXPECT_EQ(address % io::kHugePageBytes, 0u);
   EXPECT_TRUE(same(loaded.tensors[0].bytes,
                    converted(fx.file_bytes("big"), DType::F16, DType::F32, 1536 * 1024)));
   EXPECT_TRUE(same(loaded.tensors[1].bytes, fx.file_bytes("small")));
@@ -382,7 +382,7 @@ TEST(LoaderTest, CancelFromTheProgressCallbackStopsAndFreesBuffers) {
   for (int i = 0; i < 20; ++i) builder.add("t" + std::to_string(i), "F32", {4096});
   const Fixture fx(builder);
   const auto requests = request_all(fx.model);
-  const std::uint64_t live_before = loader::live_buffer_bytes();
+  const std::uint64_t live_before = io::live_buffer_bytes();
   LoadOptions options = quiet_options();
   options.mode = weightmap::LoadMode::read;
   options.workers = 1;
@@ -396,7 +396,7 @@ TEST(LoaderTest, CancelFromTheProgressCallbackStopsAndFreesBuffers) {
     EXPECT_STREQ(e.what(), "the load was cancelled");
   }
   EXPECT_EQ(calls, 3);  // nothing was read after the callback said stop
-  EXPECT_EQ(loader::live_buffer_bytes(), live_before);
+  EXPECT_EQ(io::live_buffer_bytes(), live_before);
 }
 
 TEST(LoaderTest, CancelFromAnotherThreadsFlag) {

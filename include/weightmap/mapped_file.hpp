@@ -25,6 +25,11 @@ enum class Access {
   copy_on_write,  // PROT_READ|PROT_WRITE, MAP_PRIVATE: writes never reach the file
 };
 
+// The system's page size. A mapping starts on a page boundary and page-cache calls work on
+// whole pages, so an engine that wraps mapped memory in its own buffers (a device's
+// host-pointer buffer) rounds to it.
+std::size_t page_size() noexcept;
+
 class MappedFile {
  public:
   // Throws Error(io) naming the path: cannot open, not a regular file, empty file (which

@@ -14,14 +14,12 @@
 #include <type_traits>
 
 #include "io/byte_source.hpp"
+#include "platform.hpp"
 
 namespace weightmap::format {
 
-// GGUF is little-endian and fields are copied out with memcpy; every platform we build for
-// (x86-64, arm64) is little-endian too, so no byte swapping is needed.
-static_assert(std::endian::native == std::endian::little,
-              "the GGUF reader assumes a little-endian host");
-
+// GGUF is little-endian and fields are copied out with memcpy: platform.hpp holds the host
+// to little-endian too, so no byte swapping is needed.
 class GgufCursor {
  public:
   // 256 KiB: a 10,000-tensor header parsed 20% faster than with 1 MiB (fewer fresh pages to

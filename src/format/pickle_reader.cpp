@@ -122,6 +122,13 @@ class Machine {
     std::memcpy(&value, take(sizeof(T), what).data(), sizeof(T));
     return value;
   }
+  // The one big-endian operand (BINFLOAT's double), assembled byte by byte.
+  std::uint64_t big_endian_u64(std::string_view what) {
+    std::uint64_t value = 0;
+    for (const std::byte byte : take(8, what))
+      value = value << 8 | std::to_integer<std::uint64_t>(byte);
+    return value;
+  }
   std::string string_operand(std::uint64_t length, std::string_view what) {
     if (length > limits_.max_string) {
       fail(fmt::format("a {} of {} bytes is longer than the limit of {}", what, length,
@@ -431,7 +438,7 @@ class Machine {
         return;
       }
       case 'G': {
-        const auto raw = __builtin_bswap64(operand<std::uint64_t>("BINFLOAT"));  // big-endian
+        const auto raw = big_endian_u64("BINFLOAT");
         Node n;
         n.kind = Kind::floating;
         n.number = std::bit_cast<double>(raw);

@@ -1,7 +1,6 @@
 #include "ggml/host_buffers.hpp"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -10,6 +9,7 @@
 
 #include "ggml/byte_units.hpp"
 #include "weightmap/error.hpp"
+#include "weightmap/mapped_file.hpp"
 
 namespace weightmap::ggml::detail {
 namespace {
@@ -26,7 +26,7 @@ void wrap_mapped_tensors(std::span<const MappedTensor> tensors,
 
   // Mapping bases are page-aligned, so rounding down to a page stays inside the mapping and
   // meets every alignment ggml asks of a buffer's base.
-  static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto page = static_cast<std::uintptr_t>(page_size());
   for (const auto& [key, members] : groups) {
     const MappedFile& mapping = *key.first;
     const DeviceTarget& target = *members.front()->target;

@@ -10,6 +10,8 @@
 #include <span>
 #include <string>
 
+#include "weightmap/native_file_handle.hpp"
+
 namespace weightmap::io {
 
 class DirectReader {
@@ -25,7 +27,7 @@ class DirectReader {
   DirectReader& operator=(const DirectReader&) = delete;
 
   // Staging needed to read `n` bytes at any offset: n plus one block of slop each side.
-  static std::size_t staging_for(std::size_t n) noexcept;
+  static constexpr std::size_t staging_for(std::size_t n) noexcept { return n + 2 * kBlock; }
 
   // Reads [offset, offset+n) using `staging` (kBlock-aligned, at least staging_for(n) bytes)
   // and returns the part of staging that holds those bytes. Throws Error(io) naming the path
@@ -34,10 +36,10 @@ class DirectReader {
                                   std::span<std::byte> staging) const;
 
  private:
-  DirectReader(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  DirectReader(std::string path, native_file_handle file) : path_(std::move(path)), file_(file) {}
 
   std::string path_;
-  int fd_ = -1;
+  native_file_handle file_ = invalid_file_handle;
 };
 
 }  // namespace weightmap::io

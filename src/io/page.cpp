@@ -1,15 +1,8 @@
 #include "io/page.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 
 namespace weightmap::io {
-
-std::size_t page_size() noexcept {
-  static const auto size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  return size;
-}
 
 PageSpan whole_pages(const void* addr, std::size_t len) noexcept {
   const auto start = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(addr));

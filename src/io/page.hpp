@@ -7,11 +7,13 @@
 #include <vector>
 
 #include "io/byte_range.hpp"
+#include "weightmap/mapped_file.hpp"
 
 namespace weightmap::io {
 
-// The system's page size (sysconf, read once). Mapping bases are aligned to it.
-std::size_t page_size() noexcept;
+// The system's page size (weightmap/mapped_file.hpp; read once). Mapping bases are aligned
+// to it.
+using weightmap::page_size;
 
 // `at` rounded down / up to a multiple of the page size.
 inline std::uint64_t page_floor(std::uint64_t at) noexcept {

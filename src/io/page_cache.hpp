@@ -1,7 +1,7 @@
 // The page-cache calls, on a range of a mapping or of an open file: the hints behind
 // CachePolicy, prefaulting, residency (mincore, cachestat), locking, eviction and dropping a
 // copy-on-write mapping's private pages. Every madvise, posix_fadvise, mincore, cachestat and
-// mlock call of the library is in page_cache.cpp, with its fallbacks.
+// mlock call of the library is in page_cache_linux.cpp, with its fallbacks.
 #pragma once
 
 #include <cstddef>

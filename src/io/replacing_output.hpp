@@ -18,6 +18,7 @@
 #include "io/byte_sink.hpp"
 #include "io/identity_at.hpp"
 #include "weightmap/file_identity.hpp"
+#include "weightmap/native_file_handle.hpp"
 
 namespace weightmap::io {
 
@@ -49,7 +50,7 @@ class ReplacingOutput final : public ByteSink {
 
   std::string final_path_;
   std::string temp_path_;
-  int fd_ = -1;
+  native_file_handle file_ = invalid_file_handle;
   int signal_slot_ = -1;
   std::uint64_t written_ = 0;
   bool committed_ = false;

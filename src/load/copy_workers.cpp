@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -12,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "io/aligned_buffer.hpp"
 #include "io/page_cache.hpp"
 #include "load/read_ahead.hpp"
 #include "weightmap/convert.hpp"
@@ -39,10 +39,7 @@ class Staging {
  public:
   Staging(std::size_t limit, std::atomic<std::uint64_t>& total, std::atomic<std::uint64_t>& peak)
       : limit_(limit), total_(total), peak_(peak) {}
-  ~Staging() {
-    std::free(data_);
-    total_ -= capacity_;
-  }
+  ~Staging() { total_ -= capacity_; }
   Staging(const Staging&) = delete;
   Staging& operator=(const Staging&) = delete;
 
@@ -52,27 +49,24 @@ class Staging {
     if (n > capacity_) {
       const std::size_t block = io::DirectReader::kBlock;
       const std::size_t rounded = (n + block - 1) / block * block;
-      std::free(data_);
+      data_.reset();
       total_ -= capacity_;
       capacity_ = 0;
-      data_ = static_cast<std::byte*>(std::aligned_alloc(block, rounded));
-      if (data_ == nullptr) {
-        throw Error(ErrorCode::io, fmt::format("out of memory for {} bytes of staging", rounded));
-      }
+      data_ = io::allocate_aligned(rounded, block);
       capacity_ = rounded;
       const std::uint64_t now = total_ += capacity_;
       std::uint64_t seen = peak_.load();
       while (now > seen && !peak_.compare_exchange_weak(seen, now)) {
       }
     }
-    return {data_, n};
+    return {data_.get(), n};
   }
 
  private:
   std::size_t limit_;
   std::atomic<std::uint64_t>& total_;
   std::atomic<std::uint64_t>& peak_;
-  std::byte* data_ = nullptr;
+  std::shared_ptr<std::byte> data_;
   std::size_t capacity_ = 0;
 };
 

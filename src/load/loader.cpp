@@ -6,12 +6,12 @@
 #include <chrono>
 #include <memory>
 
+#include "io/aligned_buffer.hpp"
 #include "io/direct_reader.hpp"
 #include "io/file_facts.hpp"
 #include "io/file_reader.hpp"
 #include "io/mapping_registry.hpp"
 #include "io/page_cache.hpp"
-#include "load/aligned_buffer.hpp"
 #include "load/copy_workers.hpp"
 #include "load/file_leases.hpp"
 #include "weightmap/error.hpp"
@@ -108,9 +108,9 @@ struct LoadState {
         destinations[i] = {static_cast<std::byte*>(request.destination),
                            static_cast<std::size_t>(planned.bytes)};
       } else {
-        buffers[i] = loader::allocate_aligned(static_cast<std::size_t>(planned.bytes),
-                                              required_alignment(request.device, planned.dtype),
-                                              policy.hugepage);
+        buffers[i] = io::allocate_aligned(static_cast<std::size_t>(planned.bytes),
+                                          required_alignment(request.device, planned.dtype),
+                                          policy.hugepage);
         destinations[i] = {buffers[i].get(), static_cast<std::size_t>(planned.bytes)};
       }
       const TensorInfo& tensor = info(planned);

@@ -1,5 +1,3 @@
-#include "io/replacing_output.hpp"
-
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -16,6 +14,7 @@
 
 #include "io/file_reader.hpp"
 #include "io/live_temp_files.hpp"
+#include "io/replacing_output.hpp"
 #include "weightmap/error.hpp"
 
 namespace weightmap::io {
@@ -96,7 +95,7 @@ ReplacingOutput::ReplacingOutput(std::string final_path) : final_path_(std::move
 }
 
 ReplacingOutput::~ReplacingOutput() {
-  if (fd_ >= 0) ::close(fd_);
+  if (file_ != invalid_file_handle) ::close(file_);
   if (!committed_ && !temp_path_.empty()) ::unlink(temp_path_.c_str());
   forget_temp_file(signal_slot_);
 }
@@ -115,7 +114,7 @@ void ReplacingOutput::create() {
     const int fd = ::open(candidate.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd >= 0) {
       (void)::flock(fd, LOCK_EX | LOCK_NB);  // tells a later run's cleanup that we are alive
-      fd_ = fd;
+      file_ = fd;
       temp_path_ = std::move(candidate);
       signal_slot_ = remember_temp_file(temp_path_);
       return;
@@ -130,10 +129,10 @@ void ReplacingOutput::create() {
 }
 
 void ReplacingOutput::write(std::span<const std::byte> bytes) {
-  if (fd_ < 0) create();
+  if (file_ == invalid_file_handle) create();
   std::size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+    const ssize_t n = ::write(file_, bytes.data() + done, bytes.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
       throw Error(ErrorCode::io, fmt::format("write failed: {}", std::strerror(errno)),
@@ -145,14 +144,14 @@ void ReplacingOutput::write(std::span<const std::byte> bytes) {
 }
 
 void ReplacingOutput::commit() {
-  if (fd_ < 0) create();
+  if (file_ == invalid_file_handle) create();
   // Data before name: after a crash the final path holds the old file or the whole new one.
-  if (::fsync(fd_) != 0) {
+  if (::fsync(file_) != 0) {
     throw Error(ErrorCode::io, fmt::format("cannot flush to disk: {}", std::strerror(errno)),
                 {final_path_});
   }
-  const int fd = fd_;
-  fd_ = -1;
+  const int fd = file_;
+  file_ = invalid_file_handle;
   if (::close(fd) != 0) {  // network filesystems report write errors here
     throw Error(ErrorCode::io,
                 fmt::format("closing after writing failed: {}", std::strerror(errno)),

@@ -1,5 +1,3 @@
-#include "io/live_temp_files.hpp"
-
 #include <signal.h>
 #include <unistd.h>
 
@@ -8,6 +6,8 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+
+#include "io/live_temp_files.hpp"
 
 namespace weightmap::io {
 namespace {

@@ -1,5 +1,3 @@
-#include "io/page_cache.hpp"
-
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/mman.h>
@@ -16,6 +14,7 @@
 
 #include "io/file_reader.hpp"
 #include "io/page.hpp"
+#include "io/page_cache.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/fault_guard.hpp"
 

@@ -1,24 +1,16 @@
-#include "io/direct_reader.hpp"
-
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 
+#include "io/aligned_buffer.hpp"
+#include "io/direct_reader.hpp"
 #include "io/file_reader.hpp"
 #include "weightmap/error.hpp"
 
 namespace weightmap::io {
-namespace {
-
-struct FreeDeleter {
-  void operator()(void* p) const noexcept { std::free(p); }
-};
-
-}  // namespace
 
 std::unique_ptr<DirectReader> DirectReader::open(const std::string& path, std::string* refusal) {
   // Without blocking on a FIFO, and refusing anything but a regular file, as FileReader.
@@ -32,10 +24,12 @@ std::unique_ptr<DirectReader> DirectReader::open(const std::string& path, std::s
   }
   (void)adopt_regular_file(fd, path);
   // Some filesystems accept the flag at open and refuse the reads: try one block.
-  std::unique_ptr<void, FreeDeleter> probe(std::aligned_alloc(kBlock, kBlock));
-  if (probe == nullptr) {
+  std::shared_ptr<std::byte> probe;
+  try {
+    probe = allocate_aligned(kBlock, kBlock);
+  } catch (...) {
     ::close(fd);
-    throw Error(ErrorCode::io, "out of memory for the direct-I/O probe", {path});
+    throw;
   }
   if (::pread(fd, probe.get(), kBlock, 0) < 0) {
     const int error = errno;
@@ -47,10 +41,8 @@ std::unique_ptr<DirectReader> DirectReader::open(const std::string& path, std::s
 }
 
 DirectReader::~DirectReader() {
-  if (fd_ >= 0) ::close(fd_);
+  if (file_ != invalid_file_handle) ::close(file_);
 }
-
-std::size_t DirectReader::staging_for(std::size_t n) noexcept { return n + 2 * kBlock; }
 
 std::span<const std::byte> DirectReader::read(std::uint64_t offset, std::size_t n,
                                               std::span<std::byte> staging) const {
@@ -65,7 +57,7 @@ std::span<const std::byte> DirectReader::read(std::uint64_t offset, std::size_t 
   std::size_t done = 0;
   while (done < lead + n) {
     const ssize_t got =
-        ::pread(fd_, staging.data() + done, want - done, static_cast<off_t>(begin + done));
+        ::pread(file_, staging.data() + done, want - done, static_cast<off_t>(begin + done));
     if (got < 0) {
       if (errno == EINTR) continue;
       throw Error(ErrorCode::io, fmt::format("direct read failed: {}", std::strerror(errno)),

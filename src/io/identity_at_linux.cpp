@@ -1,5 +1,3 @@
-#include "io/identity_at.hpp"
-
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -8,6 +6,7 @@
 #include <cstring>
 
 #include "io/file_reader.hpp"
+#include "io/identity_at.hpp"
 #include "weightmap/error.hpp"
 
 namespace weightmap::io {

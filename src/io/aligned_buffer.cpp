@@ -1,4 +1,4 @@
-#include "load/aligned_buffer.hpp"
+#include "io/aligned_buffer.hpp"
 
 #include <fmt/format.h>
 
@@ -8,7 +8,7 @@
 #include "io/page_cache.hpp"
 #include "weightmap/error.hpp"
 
-namespace weightmap::loader {
+namespace weightmap::io {
 namespace {
 
 std::atomic<std::uint64_t> g_live_bytes{0};
@@ -35,7 +35,7 @@ std::shared_ptr<std::byte> allocate_aligned(std::size_t bytes, std::size_t align
   }
   if (huge_pages) {
     try {
-      io::advise_memory(memory, rounded, Advice::hugepage, "a staging buffer");
+      advise_memory(memory, rounded, Advice::hugepage, "a staging buffer");
     } catch (const Error&) {
       // A hint: without huge pages the buffer works the same, only faults in more slowly.
     }
@@ -50,4 +50,4 @@ std::shared_ptr<std::byte> allocate_aligned(std::size_t bytes, std::size_t align
 
 std::uint64_t live_buffer_bytes() noexcept { return g_live_bytes.load(); }
 
-}  // namespace weightmap::loader
+}  // namespace weightmap::io
