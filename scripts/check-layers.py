@@ -19,6 +19,7 @@ PUBLIC = "include/weightmap/"
 # (name, rank, owned paths): a path ending in "/" owns a folder, any other names one file.
 LAYERS = [
     ("base", 0, ["src/error.cpp", "src/version.cpp", "src/checked_math.hpp", "src/platform.hpp",
+                 "src/byte_units.hpp",
                  PUBLIC + "error.hpp", PUBLIC + "export.hpp", PUBLIC + "version.hpp"]),
     ("dtype", 1, ["src/dtype/", PUBLIC + "dtype.hpp", PUBLIC + "convert.hpp"]),
     ("io", 2, ["src/io/", PUBLIC + "file_identity.hpp", PUBLIC + "mapped_file.hpp",

@@ -22,8 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include "byte_units.hpp"
 #include "ggml/binding_state.hpp"
-#include "ggml/byte_units.hpp"
 #include "ggml/context_allocation.hpp"
 #include "ggml/device_target.hpp"
 #include "ggml/ggml_convert.hpp"
@@ -34,7 +34,6 @@
 
 namespace weightmap::ggml {
 
-using detail::mib;
 namespace {
 
 // shape_of(tensor) == shape, without building the vector: this runs for every tensor.

@@ -1,11 +1,10 @@
 #include <fmt/format.h>
 
-#include "ggml/byte_units.hpp"
+#include "byte_units.hpp"
 #include "weightmap/ggml.hpp"
 
 namespace weightmap::ggml {
 
-using detail::mib;
 std::string BindReport::devices_line() const {
   std::string line;
   for (const auto& d : devices) {

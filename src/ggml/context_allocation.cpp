@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "ggml/byte_units.hpp"
+#include "byte_units.hpp"
 #include "weightmap/error.hpp"
 
 namespace weightmap::ggml::detail {

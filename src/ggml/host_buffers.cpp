@@ -7,7 +7,7 @@
 #include <map>
 #include <utility>
 
-#include "ggml/byte_units.hpp"
+#include "byte_units.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/mapped_file.hpp"
 

@@ -1,13 +1,9 @@
 #include <fmt/format.h>
 
+#include "byte_units.hpp"
 #include "weightmap/load.hpp"
 
 namespace weightmap {
-namespace {
-
-double mib(std::uint64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
-
-}  // namespace
 
 std::string LoadReport::summary_line() const {
   return fmt::format(

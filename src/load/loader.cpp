@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 
+#include "byte_units.hpp"
 #include "io/aligned_buffer.hpp"
 #include "io/direct_reader.hpp"
 #include "io/file_facts.hpp"
@@ -19,8 +20,6 @@
 
 namespace weightmap {
 namespace {
-
-double mib(std::uint64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
 
 void log(const LoadOptions& options, LogLevel level, std::string_view line) {
   if (options.log) options.log(level, line);
