@@ -115,7 +115,7 @@ TEST(PlannerTest, WritesInPlaceOnAReadOnlyMapping) {
   r.writes_in_place = true;
   LoadOptions options;
   options.allow_copy_on_write = false;
-  EXPECT_EQ(plan_one(r, options).reason, Reason::writes_on_read_only_mapping);
+  EXPECT_EQ(plan_one(r, options).reason, Reason::copy_on_write_refused);
 }
 
 TEST(PlannerTest, FormatCannotBeMappedForAStridedTensor) {

@@ -17,7 +17,7 @@ enum class Reason : std::uint8_t {
   element_count_differs,           // the requested shape has another element count (an error)
   misaligned_for_device,           // its offset in the file breaks the device's alignment
   device_cannot_read_host_memory,  // the device needs its own copy
-  writes_on_read_only_mapping,     // writes in place wanted, copy-on-write mappings refused
+  copy_on_write_refused,           // writes in place wanted, copy-on-write mappings refused
   format_cannot_be_mapped,         // stored compressed or strided
   mapping_disabled,                // the read or direct mode, or the request gave a
                                    // destination or a sink
@@ -33,7 +33,7 @@ constexpr std::string_view reason_name(Reason reason) noexcept {
     case Reason::element_count_differs: return "element_count_differs";
     case Reason::misaligned_for_device: return "misaligned_for_device";
     case Reason::device_cannot_read_host_memory: return "device_cannot_read_host_memory";
-    case Reason::writes_on_read_only_mapping: return "writes_on_read_only_mapping";
+    case Reason::copy_on_write_refused: return "copy_on_write_refused";
     case Reason::format_cannot_be_mapped: return "format_cannot_be_mapped";
     case Reason::mapping_disabled: return "mapping_disabled";
     case Reason::risky_filesystem: return "risky_filesystem";

@@ -72,7 +72,7 @@ std::optional<Reason> why_loaded(const Model& model, const TensorInfo& tensor,
     return Reason::misaligned_for_device;
   }
   if (request.writes_in_place && !options.allow_copy_on_write) {
-    return Reason::writes_on_read_only_mapping;
+    return Reason::copy_on_write_refused;
   }
   return std::nullopt;
 }

@@ -13,7 +13,7 @@ std::string_view reason_sentence(Reason reason) noexcept {
       return "the tensor's bytes in the file are not aligned as the device needs";
     case Reason::device_cannot_read_host_memory:
       return "the device cannot read host memory, so it gets a copy";
-    case Reason::writes_on_read_only_mapping:
+    case Reason::copy_on_write_refused:
       return "the caller writes in place and copy-on-write mappings are turned off, so it gets "
              "a private copy";
     case Reason::format_cannot_be_mapped:
