@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -147,6 +148,22 @@ TEST_F(MappedFileTest, MappingOutlivesTheDescriptorAndTheName) {
   const auto file = MappedFile::open(path, Access::read_only);
   fs::remove(path);
   EXPECT_EQ(as_string(file->span(0, 3)), "abc");
+  EXPECT_TRUE(file->changed_on_disk());
+}
+
+TEST_F(MappedFileTest, MappingsStartOnAPageBoundaryOfPageSize) {
+  const std::size_t page = page_size();
+  EXPECT_GE(page, 4096u);
+  EXPECT_EQ(page & (page - 1), 0u) << page << " is not a power of two";
+  const auto file = MappedFile::open(write_file("a.bin", pattern(100)), Access::read_only);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(file->span(0, 1).data()) % page, 0u);
+}
+
+TEST_F(MappedFileTest, ChangedOnDiskWhenAFolderTakesTheFilesName) {
+  const auto path = write_file("a.bin", pattern(100));
+  const auto file = MappedFile::open(path, Access::read_only);
+  fs::remove(path);
+  fs::create_directory(path);
   EXPECT_TRUE(file->changed_on_disk());
 }
 
