@@ -1,3 +1,5 @@
+#include "io/direct_reader.hpp"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -6,7 +8,6 @@
 #include <cstring>
 
 #include "io/aligned_buffer.hpp"
-#include "io/direct_reader.hpp"
 #include "io/file_reader.hpp"
 #include "weightmap/error.hpp"
 

@@ -1,10 +1,11 @@
+#include "io/file_facts.hpp"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/vfs.h>
 
 #include <array>
 
-#include "io/file_facts.hpp"
 #include "weightmap/error.hpp"
 
 namespace weightmap::io {

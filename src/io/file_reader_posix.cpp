@@ -1,3 +1,5 @@
+#include "io/file_reader.hpp"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -6,7 +8,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "io/file_reader.hpp"
 #include "io/page_cache.hpp"
 #include "weightmap/error.hpp"
 

@@ -1,3 +1,5 @@
+#include "io/identity_at.hpp"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -6,7 +8,6 @@
 #include <cstring>
 
 #include "io/file_reader.hpp"
-#include "io/identity_at.hpp"
 #include "weightmap/error.hpp"
 
 namespace weightmap::io {

@@ -1,3 +1,5 @@
+#include "weightmap/mapped_file.hpp"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/mman.h>
@@ -8,7 +10,6 @@
 
 #include "io/file_reader.hpp"
 #include "weightmap/error.hpp"
-#include "weightmap/mapped_file.hpp"
 
 namespace weightmap {
 namespace {

@@ -1,3 +1,5 @@
+#include "io/page_cache.hpp"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/mman.h>
@@ -14,7 +16,6 @@
 
 #include "io/file_reader.hpp"
 #include "io/page.hpp"
-#include "io/page_cache.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/fault_guard.hpp"
 

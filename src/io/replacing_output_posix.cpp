@@ -1,3 +1,5 @@
+#include "io/replacing_output.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -14,7 +16,6 @@
 
 #include "io/file_reader.hpp"
 #include "io/live_temp_files.hpp"
-#include "io/replacing_output.hpp"
 #include "weightmap/error.hpp"
 
 namespace weightmap::io {
