@@ -1,5 +1,7 @@
 // The fault guard on POSIX systems: a SIGBUS handler and sigsetjmp/siglongjmp. (A Windows port
 // would catch EXCEPTION_IN_PAGE_ERROR with structured exception handling instead.)
+#include "weightmap/fault_guard.hpp"
+
 #include <fmt/format.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -9,7 +11,7 @@
 #include <mutex>
 
 #include "io/page.hpp"
-#include "weightmap/fault_guard.hpp"
+#include "io/signal_chain_posix.hpp"
 
 namespace weightmap {
 namespace fault_detail {
@@ -34,14 +36,7 @@ struct sigaction g_previous {};
 
 // Gives the signal to whoever had it before us, as if we were never installed.
 void chain(int signal, siginfo_t* info, void* context) {
-  if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) {
-    if ((g_previous.sa_flags & SA_SIGINFO) != 0) {
-      g_previous.sa_sigaction(signal, info, context);
-    } else {
-      g_previous.sa_handler(signal);
-    }
-    return;
-  }
+  if (io::call_previous_handler(g_previous, signal, info, context)) return;
   const bool sent = info == nullptr || info->si_code <= 0;  // kill(), raise(), sigqueue()
   if (sent && g_previous.sa_handler == SIG_IGN) return;     // ignored, as before us
   // The default action (and "ignored" for a fault, which the kernel does not honour): put it

@@ -1,3 +1,5 @@
+#include "io/live_temp_files.hpp"
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -7,7 +9,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "io/live_temp_files.hpp"
+#include "io/signal_chain_posix.hpp"
 
 namespace weightmap::io {
 namespace {
@@ -30,15 +32,7 @@ constexpr std::array<int, 2> kSignals = {SIGINT, SIGTERM};
 struct sigaction g_previous[kSignals.size()];
 
 void chain(std::size_t index, int signal, siginfo_t* info, void* context) {
-  const struct sigaction& previous = g_previous[index];
-  if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
-    if ((previous.sa_flags & SA_SIGINFO) != 0) {
-      previous.sa_sigaction(signal, info, context);
-    } else {
-      previous.sa_handler(signal);
-    }
-    return;
-  }
+  if (call_previous_handler(g_previous[index], signal, info, context)) return;
   // The default action: put it back and send the signal again. It is blocked in here and
   // delivered when this handler returns, so the process dies of it (exit status and all).
   struct sigaction default_action {};
