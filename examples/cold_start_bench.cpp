@@ -26,6 +26,7 @@
 #include "tiny_transformer/tiny_transformer.hpp"
 #include "weightmap/cache_policy.hpp"
 #include "weightmap/model.hpp"
+#include "weightmap/model_page_cache.hpp"
 #include "weightmap/prefetch.hpp"
 
 namespace {

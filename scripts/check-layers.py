@@ -31,13 +31,15 @@ LAYERS = [
                  PUBLIC + "load_options.hpp",
                  PUBLIC + "load_report.hpp", PUBLIC + "loaded_model.hpp", PUBLIC + "plan.hpp",
                  PUBLIC + "reason.hpp", PUBLIC + "tensor_request.hpp",
-                 PUBLIC + "tensor_storage.hpp", PUBLIC + "prefetch.hpp"]),
+                 PUBLIC + "tensor_storage.hpp", PUBLIC + "prefetch.hpp",
+                 PUBLIC + "model_page_cache.hpp"]),
     ("lora", 5, ["src/lora/", PUBLIC + "lora.hpp", PUBLIC + "lora_file.hpp",
                  PUBLIC + "lora_match.hpp", PUBLIC + "lora_use.hpp",
                  PUBLIC + "lora_quant_codec.hpp", PUBLIC + "lora_patcher.hpp",
                  PUBLIC + "lora_runtime.hpp", PUBLIC + "lora_merge.hpp"]),
     ("capi", 6, ["src/capi/", PUBLIC + "weightmap.h"]),
-    ("ggml", 6, ["src/ggml/", PUBLIC + "ggml.hpp", PUBLIC + "ggml_lora.hpp"]),
+    ("ggml", 6, ["src/ggml/", PUBLIC + "ggml.hpp", PUBLIC + "ggml_types.hpp",
+                 PUBLIC + "ggml_lora.hpp"]),
     # The umbrella header: the whole C++ API but the ggml adapter.
     ("api", 6, [PUBLIC + "weightmap.hpp"]),
     # The CLI: public headers only (the rule below), never src/.

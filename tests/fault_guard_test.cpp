@@ -22,6 +22,7 @@
 #include "weightmap/cache_policy.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/load.hpp"
+#include "weightmap/model_page_cache.hpp"
 #include "weightmap/tensor_checksum.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)

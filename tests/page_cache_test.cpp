@@ -23,6 +23,7 @@
 #include "weightmap/cache_policy.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/load.hpp"
+#include "weightmap/model_page_cache.hpp"
 
 namespace weightmap {
 namespace {

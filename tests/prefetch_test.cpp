@@ -18,6 +18,7 @@
 #include "support/temp_dir.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/load.hpp"
+#include "weightmap/model_page_cache.hpp"
 
 namespace weightmap {
 namespace {

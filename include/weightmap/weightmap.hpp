@@ -26,6 +26,7 @@
 #include "weightmap/mapped_file.hpp"
 #include "weightmap/metadata.hpp"
 #include "weightmap/model.hpp"
+#include "weightmap/model_page_cache.hpp"
 #include "weightmap/plan.hpp"
 #include "weightmap/prefetch.hpp"
 #include "weightmap/realign.hpp"

@@ -10,6 +10,7 @@
 
 #include "capi/boundary.hpp"
 #include "capi/handles.hpp"
+#include "weightmap/model_page_cache.hpp"
 
 namespace weightmap::capi {
 namespace {

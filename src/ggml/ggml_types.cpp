@@ -1,9 +1,10 @@
 // weightmap's dtype ids below 1000 are ggml_type values (tests/ggml/dtype_table_test.cpp
 // checks the whole table against ggml), so the mapping is a cast guarded by the table.
+#include "weightmap/ggml_types.hpp"
+
 #include <fmt/format.h>
 
 #include "weightmap/error.hpp"
-#include "weightmap/ggml.hpp"
 
 namespace weightmap::ggml {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "weightmap/error.hpp"
-#include "weightmap/ggml.hpp"
+#include "weightmap/ggml_types.hpp"
 
 namespace weightmap::ggml {
 

@@ -1,6 +1,8 @@
 // A whole model's tensors and the page cache: how much is in it (per tensor and per file),
 // reading all of it in, and dropping all of it. What `weightmap cache` shows and does, and
 // what an engine may do before or after a load.
+#include "weightmap/model_page_cache.hpp"
+
 #include <algorithm>
 
 #include "io/byte_range.hpp"

@@ -25,6 +25,7 @@
 #include "weightmap/load_command.hpp"
 #include "weightmap/model_json.hpp"
 #include "weightmap/model_notes.hpp"
+#include "weightmap/model_page_cache.hpp"
 #include "weightmap/progress_bar.hpp"
 #include "weightmap/sample_model.hpp"
 

@@ -14,6 +14,7 @@
 #include "weightmap/inspect.hpp"
 #include "weightmap/model_json.hpp"
 #include "weightmap/model_notes.hpp"
+#include "weightmap/model_page_cache.hpp"
 #include "weightmap/progress_bar.hpp"
 
 namespace weightmap::cli {

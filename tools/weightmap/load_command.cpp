@@ -17,6 +17,7 @@
 #include "weightmap/load.hpp"
 #include "weightmap/model_json.hpp"
 #include "weightmap/model_notes.hpp"
+#include "weightmap/model_page_cache.hpp"
 #include "weightmap/power_of_two_option.hpp"
 #include "weightmap/proc_memory.hpp"
 #include "weightmap/progress_bar.hpp"
