@@ -26,10 +26,10 @@
 #include <sstream>
 
 #include "support/temp_dir.hpp"
+#include "testbed/process_memory.hpp"
+#include "testbed/sample_model.hpp"
 #include "weightmap/convert.hpp"
 #include "weightmap/lora.hpp"
-#include "weightmap/proc_memory.hpp"
-#include "weightmap/sample_model.hpp"
 
 namespace {
 
@@ -39,7 +39,7 @@ using weightmap::DType;
 std::uint64_t env_or(const char* name, std::uint64_t fallback) {
   const char* text = std::getenv(name);
   if (text == nullptr) return fallback;
-  const auto parsed = weightmap::cli::parse_byte_size(text);
+  const auto parsed = weightmap::testbed::parse_byte_size(text);
   return parsed.value_or(fallback);
 }
 
@@ -47,7 +47,7 @@ std::uint64_t private_dirty_bytes() {
   std::ifstream in("/proc/self/smaps_rollup");
   std::stringstream text;
   text << in.rdbuf();
-  return weightmap::cli::proc_kib_field(text.str(), "Private_Dirty").value_or(0);
+  return weightmap::testbed::proc_kib_field(text.str(), "Private_Dirty").value_or(0);
 }
 
 // Private_Dirty of the mappings of one file only (/proc/self/smaps), apart from the heap.
@@ -62,7 +62,7 @@ std::uint64_t mapping_private_dirty_bytes(const std::string& path) {
     if (header) {
       inside = line.ends_with(" " + path);
     } else if (inside && line.starts_with("Private_Dirty:")) {
-      total += weightmap::cli::proc_kib_field(line, "Private_Dirty").value_or(0);
+      total += weightmap::testbed::proc_kib_field(line, "Private_Dirty").value_or(0);
     }
   }
   return total;
@@ -107,11 +107,11 @@ const Files& files() {
     out.model = (dir / fmt::format("weightmap-lora-bench-{}.safetensors", bytes)).string();
     out.lora =
         (dir / fmt::format("weightmap-lora-bench-{}-{}.lora.safetensors", bytes, percent)).string();
-    const auto tensors = weightmap::cli::plan_sample_tensors(bytes, 400, DType::F16);
+    const auto tensors = weightmap::testbed::plan_sample_tensors(bytes, 400, DType::F16);
     weightmap::write_safetensors(
         out.model, tensors,
         [&](std::size_t index, std::uint64_t offset, std::span<std::byte> chunk) {
-          weightmap::cli::fill_sample_bytes(1, DType::F16, index, offset, chunk);
+          weightmap::testbed::fill_sample_bytes(1, DType::F16, index, offset, chunk);
         });
     std::vector<std::uint64_t> sizes;
     for (const auto& tensor : tensors) {

@@ -18,15 +18,15 @@
 #include <vector>
 
 #include "support/temp_dir.hpp"
-#include "synthetic_models.hpp"
+#include "testbed/synthetic_models.hpp"
 #include "weightmap/model.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
-using weightmap::bench::read_safetensors_header;
-using weightmap::bench::write_gguf_model;
-using weightmap::bench::write_safetensors_model;
+using weightmap::testbed::read_safetensors_header;
+using weightmap::testbed::write_gguf_model;
+using weightmap::testbed::write_safetensors_model;
 
 constexpr std::size_t kSizes[] = {1000, 10000};
 

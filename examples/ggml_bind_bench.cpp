@@ -14,10 +14,10 @@
 #include <fstream>
 #include <vector>
 
+#include "testbed/sample_model.hpp"
 #include "weightmap/ggml.hpp"
 #include "weightmap/load.hpp"
 #include "weightmap/model.hpp"
-#include "weightmap/sample_model.hpp"
 #include "weightmap/writer.hpp"
 
 namespace {
@@ -35,10 +35,10 @@ double median(std::vector<double> v) {
 
 void write_sample(const std::string& path, std::uint64_t bytes, std::size_t count,
                   weightmap::DType dtype, bool hugging_face) {
-  auto tensors = weightmap::cli::plan_sample_tensors(bytes, count, dtype);
-  if (hugging_face) tensors = weightmap::cli::hugging_face_checkpoint(std::move(tensors));
+  auto tensors = weightmap::testbed::plan_sample_tensors(bytes, count, dtype);
+  if (hugging_face) tensors = weightmap::testbed::hugging_face_checkpoint(std::move(tensors));
   const auto source = [&](std::size_t i, std::uint64_t offset, std::span<std::byte> out) {
-    weightmap::cli::fill_sample_bytes(1, tensors[i].dtype, i, offset, out);
+    weightmap::testbed::fill_sample_bytes(1, tensors[i].dtype, i, offset, out);
   };
   if (path.ends_with(".gguf")) {
     weightmap::write_gguf(path, tensors, source);
@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
 
   try {
     if (!std::filesystem::exists(path)) {
-      const auto bytes = weightmap::cli::parse_byte_size(size);
+      const auto bytes = weightmap::testbed::parse_byte_size(size);
       if (!bytes) throw std::invalid_argument("--size: not a size: " + size);
       std::filesystem::create_directories(std::filesystem::path(path).parent_path());
       fmt::print("writing {} ({} tensors, {})\n", path, count, size);

@@ -2,7 +2,7 @@
 #include <filesystem>
 #include <string>
 
-#include "synthetic_models.hpp"
+#include "testbed/synthetic_models.hpp"
 
 int main(int argc, char** argv) {
   if (argc != 2) return 2;
@@ -10,9 +10,9 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(dir / "safetensors");
   std::filesystem::create_directories(dir / "gguf");
   for (const std::size_t n : {0, 1, 3}) {
-    weightmap::bench::write_safetensors_model(
+    weightmap::testbed::write_safetensors_model(
         (dir / "safetensors" / ("seed-" + std::to_string(n) + ".safetensors")).string(), n);
-    weightmap::bench::write_gguf_model(
+    weightmap::testbed::write_gguf_model(
         (dir / "gguf" / ("seed-" + std::to_string(n) + ".gguf")).string(), n);
   }
   return 0;

@@ -42,7 +42,8 @@ LAYERS = [
                  PUBLIC + "ggml_lora.hpp"]),
     # The umbrella header: the whole C++ API but the ggml adapter.
     ("api", 6, [PUBLIC + "weightmap.hpp"]),
-    # The CLI: public headers only (the rule below), never src/.
+    # The CLI and the testbed library (tools/testbed): public headers only (the rule below),
+    # never src/.
     ("tools", 7, ["tools/"]),
 ]
 

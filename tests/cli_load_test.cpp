@@ -12,10 +12,10 @@
 #include "support/cli_run.hpp"
 #include "support/json_dom.hpp"
 #include "support/temp_dir.hpp"
+#include "testbed/process_memory.hpp"
 #include "weightmap/cli.hpp"
 #include "weightmap/load_command.hpp"
 #include "weightmap/model.hpp"
-#include "weightmap/proc_memory.hpp"
 #include "weightmap/sample.hpp"
 #include "weightmap/tensor_checksum.hpp"
 
@@ -28,6 +28,9 @@ using Result = test::CliResult;
 
 Result cli(const std::vector<std::string>& args) { return test::run_cli_captured(args); }
 
+using testbed::proc_kib_field;
+using testbed::ProcessMemory;
+using testbed::read_process_memory;
 using testing::TempDir;
 
 // A small f16 sample model in the test's own folder.

@@ -15,15 +15,17 @@
 #include "support/cli_run.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "support/temp_dir.hpp"
+#include "testbed/sample_model.hpp"
 #include "weightmap/cli.hpp"
 #include "weightmap/model.hpp"
 #include "weightmap/sample.hpp"
-#include "weightmap/sample_model.hpp"
 
 namespace weightmap::cli {
 namespace {
 
 namespace fs = std::filesystem;
+using testbed::parse_byte_size;
+using testbed::plan_sample_tensors;
 using testing::TempDir;
 
 using Result = test::CliResult;

@@ -26,10 +26,10 @@
 #include <vector>
 
 #include "support/temp_dir.hpp"
+#include "testbed/sample_model.hpp"
 #include "tiny_transformer/tiny_transformer.hpp"
 #include "weightmap/mapped_file.hpp"
 #include "weightmap/realign.hpp"
-#include "weightmap/sample_model.hpp"
 
 namespace {
 
@@ -61,7 +61,7 @@ std::string weight_file(std::size_t offset) {
   out.write(reinterpret_cast<const char*>(chunk.data()), static_cast<std::streamsize>(offset));
   const std::uint64_t bytes = kRows * kColumns * 2;
   for (std::uint64_t done = 0; done < bytes; done += chunk.size()) {
-    weightmap::cli::fill_sample_bytes(1, weightmap::DType::F16, 0, done, chunk);
+    weightmap::testbed::fill_sample_bytes(1, weightmap::DType::F16, 0, done, chunk);
     out.write(reinterpret_cast<const char*>(chunk.data()),
               static_cast<std::streamsize>(chunk.size()));
   }

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "weightmap/sample_model.hpp"
+#include "testbed/sample_model.hpp"
 #include "weightmap/writer.hpp"
 
 namespace weightmap::testing {
@@ -23,9 +23,10 @@ struct HuggingFaceCheckpoint {
 inline HuggingFaceCheckpoint write_hugging_face_checkpoint(const std::string& path,
                                                            std::uint64_t bytes, std::size_t count) {
   HuggingFaceCheckpoint out;
-  out.tensors = cli::hugging_face_checkpoint(cli::plan_sample_tensors(bytes, count, DType::F16));
+  out.tensors =
+      testbed::hugging_face_checkpoint(testbed::plan_sample_tensors(bytes, count, DType::F16));
   const auto fill = [&](std::size_t i, std::uint64_t offset, std::span<std::byte> to) {
-    cli::fill_sample_bytes(1, out.tensors[i].dtype, i, offset, to);
+    testbed::fill_sample_bytes(1, out.tensors[i].dtype, i, offset, to);
   };
   SafetensorsWriteOptions options;
   options.hugging_face_order = true;

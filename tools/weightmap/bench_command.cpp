@@ -11,6 +11,7 @@
 #include <ostream>
 #include <set>
 
+#include "testbed/sample_model.hpp"
 #include "weightmap/bench_baseline.hpp"
 #include "weightmap/bench_cold.hpp"
 #include "weightmap/bench_file_read.hpp"
@@ -27,7 +28,6 @@
 #include "weightmap/model_notes.hpp"
 #include "weightmap/model_page_cache.hpp"
 #include "weightmap/progress_bar.hpp"
-#include "weightmap/sample_model.hpp"
 
 namespace weightmap::cli {
 namespace {
@@ -460,7 +460,8 @@ Subcommand add_bench_command(CLI::App& parent) {
                    "512M, ...): bounds memory, which the memcpy floor doubles")
       ->check(CLI::Validator(
           [](const std::string& text) {
-            return parse_byte_size(text) ? std::string() : "not a size like 1G or 512M: " + text;
+            return testbed::parse_byte_size(text) ? std::string()
+                                                  : "not a size like 1G or 512M: " + text;
           },
           "SIZE"))
       ->capture_default_str();
@@ -478,7 +479,7 @@ Subcommand add_bench_command(CLI::App& parent) {
                     "samples, bytes, ratios), notes");
   return {command, [parsed](std::ostream& out, std::ostream& err) {
             BenchOptions options = parsed->options;
-            options.bytes_per_run = *parse_byte_size(parsed->bytes_per_run);
+            options.bytes_per_run = *testbed::parse_byte_size(parsed->bytes_per_run);
             options.progress = !options.json && progress_wanted(err);
             return run_bench(options, out, err);
           }};

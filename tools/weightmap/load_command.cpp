@@ -10,6 +10,7 @@
 #include <ostream>
 #include <thread>
 
+#include "testbed/process_memory.hpp"
 #include "weightmap/cache_policy.hpp"
 #include "weightmap/convert.hpp"
 #include "weightmap/error.hpp"
@@ -19,7 +20,6 @@
 #include "weightmap/model_notes.hpp"
 #include "weightmap/model_page_cache.hpp"
 #include "weightmap/power_of_two_option.hpp"
-#include "weightmap/proc_memory.hpp"
 #include "weightmap/progress_bar.hpp"
 #include "weightmap/tensor_checksum.hpp"
 
@@ -104,8 +104,8 @@ struct Measured {
   std::uint64_t tensor_bytes = 0;  // bytes the caller got, all tensors
   double touch_seconds = 0;
   std::uint64_t checksum = 0;
-  ProcessMemory memory_before;
-  ProcessMemory memory_after;
+  testbed::ProcessMemory memory_before;
+  testbed::ProcessMemory memory_after;
   Residency residency_before;
   Residency residency_after;
 };
@@ -128,7 +128,7 @@ void write_text(const Model& model, const Measured& m, std::ostream& out) {
   out << fmt::format("touched {} tensors ({}) in {:.3f} s, checksum {:016x}\n",
                      model.tensors().size(), human_bytes(m.tensor_bytes), m.touch_seconds,
                      m.checksum);
-  const ProcessMemory& after = m.memory_after;
+  const testbed::ProcessMemory& after = m.memory_after;
   out << fmt::format(
       "memory: RSS {} = {} anonymous + {} file-backed; PSS {} (before loading: {} anonymous, "
       "{} file-backed)\n",
@@ -232,7 +232,7 @@ int run_load(const LoadCommandOptions& options, std::ostream& out, std::ostream&
     print_model_notes(model, "load", err);
     Measured m;
     m.residency_before = page_cache_residency(model);
-    m.memory_before = read_process_memory();
+    m.memory_before = testbed::read_process_memory();
 
     Requests requests = make_requests(model, options);
     warn_unconverted(requests.unconverted, err);
@@ -267,7 +267,7 @@ int run_load(const LoadCommandOptions& options, std::ostream& out, std::ostream&
     m.touch_seconds = seconds_since(touch_start);
     m.checksum = checksum.value();
 
-    m.memory_after = read_process_memory();
+    m.memory_after = testbed::read_process_memory();
     m.residency_after = page_cache_residency(model);
     if (options.json) {
       write_json(model, m, out);

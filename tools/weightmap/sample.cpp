@@ -7,16 +7,16 @@
 #include <memory>
 #include <ostream>
 
+#include "testbed/sample_model.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/human_bytes.hpp"
 #include "weightmap/model_json.hpp"
-#include "weightmap/sample_model.hpp"
 #include "weightmap/writer.hpp"
 
 namespace weightmap::cli {
 int run_sample(const SampleOptions& options, std::ostream& out, std::ostream& err) {
   const bool gguf = options.format == FileFormat::gguf;
-  if (!sample_dtype_supported(options.dtype, gguf)) {
+  if (!testbed::sample_dtype_supported(options.dtype, gguf)) {
     err << fmt::format("weightmap sample: --dtype {} is not available for --format {}\n",
                        dtype_name(options.dtype), file_format_name(options.format));
     return kExitUsage;
@@ -27,15 +27,15 @@ int run_sample(const SampleOptions& options, std::ostream& out, std::ostream& er
   }
   std::vector<TensorToWrite> tensors;
   try {
-    tensors = plan_sample_tensors(options.size, options.tensors, options.dtype);
-    if (options.hugging_face) tensors = hugging_face_checkpoint(std::move(tensors));
+    tensors = testbed::plan_sample_tensors(options.size, options.tensors, options.dtype);
+    if (options.hugging_face) tensors = testbed::hugging_face_checkpoint(std::move(tensors));
   } catch (const Error& e) {
     err << "weightmap sample: " << e.message() << '\n';
     return kExitUsage;
   }
 
   const auto fill = [&](std::size_t tensor, std::uint64_t offset, std::span<std::byte> bytes) {
-    fill_sample_bytes(options.seed, tensors[tensor].dtype, tensor, offset, bytes);
+    testbed::fill_sample_bytes(options.seed, tensors[tensor].dtype, tensor, offset, bytes);
   };
   const auto start = std::chrono::steady_clock::now();
   WrittenFile written;
@@ -110,8 +110,9 @@ Subcommand add_sample_command(CLI::App& parent) {
                    "(binary: 1K = 1024; KiB and KB mean the same)")
       ->check(CLI::Validator(
           [](const std::string& text) {
-            return parse_byte_size(text) ? std::string()
-                                         : "not a size like 2G, 256M, 512KiB or 4096: " + text;
+            return testbed::parse_byte_size(text)
+                       ? std::string()
+                       : "not a size like 2G, 256M, 512KiB or 4096: " + text;
           },
           "SIZE"))
       ->capture_default_str();
@@ -135,7 +136,7 @@ Subcommand add_sample_command(CLI::App& parent) {
   return {command, [parsed](std::ostream& out, std::ostream& err) {
             SampleOptions options = parsed->options;
             options.format = parsed->format == "gguf" ? FileFormat::gguf : FileFormat::safetensors;
-            options.size = *parse_byte_size(parsed->size);  // the validator accepted it
+            options.size = *testbed::parse_byte_size(parsed->size);  // the validator accepted it
             options.dtype = dtype_from_name(parsed->dtype);
             return run_sample(options, out, err);
           }};

@@ -12,7 +12,7 @@
 #include "weightmap/dtype.hpp"
 #include "weightmap/writer.hpp"
 
-namespace weightmap::cli {
+namespace weightmap::testbed {
 
 // "2G", "256MiB", "1.5g", "4096": bytes. K, M, G, T (with or without B or iB, any case) are
 // binary multiples (1K = 1024). nullopt when the text is not such a size or it is zero.
@@ -43,4 +43,4 @@ std::vector<TensorToWrite> hugging_face_checkpoint(std::vector<TensorToWrite> te
 void fill_sample_bytes(std::uint64_t seed, DType dtype, std::size_t tensor_index,
                        std::uint64_t offset, std::span<std::byte> out);
 
-}  // namespace weightmap::cli
+}  // namespace weightmap::testbed

@@ -1,4 +1,4 @@
-#include "synthetic_models.hpp"
+#include "testbed/synthetic_models.hpp"
 
 #include <fmt/format.h>
 
@@ -10,7 +10,7 @@
 
 #include "weightmap/writer.hpp"
 
-namespace weightmap::bench {
+namespace weightmap::testbed {
 namespace {
 
 constexpr std::uint64_t kRows = 4;
@@ -63,4 +63,4 @@ std::string read_safetensors_header(const std::string& path) {
   return header;
 }
 
-}  // namespace weightmap::bench
+}  // namespace weightmap::testbed

@@ -1,4 +1,4 @@
-#include "weightmap/sample_model.hpp"
+#include "testbed/sample_model.hpp"
 
 #include <fmt/format.h>
 
@@ -12,7 +12,7 @@
 
 #include "weightmap/error.hpp"
 
-namespace weightmap::cli {
+namespace weightmap::testbed {
 namespace {
 
 // splitmix64's output function: a full-avalanche mix, cheap enough to run once per 8 bytes.
@@ -327,4 +327,4 @@ void fill_sample_bytes(std::uint64_t seed, DType dtype, std::size_t tensor_index
   }
 }
 
-}  // namespace weightmap::cli
+}  // namespace weightmap::testbed

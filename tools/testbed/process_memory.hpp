@@ -8,7 +8,7 @@
 #include <optional>
 #include <string_view>
 
-namespace weightmap::cli {
+namespace weightmap::testbed {
 
 struct ProcessMemory {
   std::uint64_t rss_anon_bytes = 0;  // RssAnon of /proc/self/status
@@ -25,4 +25,4 @@ std::optional<std::uint64_t> proc_kib_field(std::string_view text, std::string_v
 // reports, never a reason to fail a load.
 ProcessMemory read_process_memory();
 
-}  // namespace weightmap::cli
+}  // namespace weightmap::testbed

@@ -1,11 +1,11 @@
-#include "weightmap/proc_memory.hpp"
+#include "testbed/process_memory.hpp"
 
 #include <charconv>
 #include <fstream>
 #include <sstream>
 #include <string>
 
-namespace weightmap::cli {
+namespace weightmap::testbed {
 namespace {
 
 std::string read_text(const char* path) {
@@ -45,4 +45,4 @@ ProcessMemory read_process_memory() {
   return memory;
 }
 
-}  // namespace weightmap::cli
+}  // namespace weightmap::testbed
