@@ -26,6 +26,7 @@
 #include <sstream>
 
 #include "support/temp_dir.hpp"
+#include "testbed/byte_size.hpp"
 #include "testbed/process_memory.hpp"
 #include "testbed/sample_model.hpp"
 #include "weightmap/convert.hpp"
@@ -108,11 +109,7 @@ const Files& files() {
     out.lora =
         (dir / fmt::format("weightmap-lora-bench-{}-{}.lora.safetensors", bytes, percent)).string();
     const auto tensors = weightmap::testbed::plan_sample_tensors(bytes, 400, DType::F16);
-    weightmap::write_safetensors(
-        out.model, tensors,
-        [&](std::size_t index, std::uint64_t offset, std::span<std::byte> chunk) {
-          weightmap::testbed::fill_sample_bytes(1, DType::F16, index, offset, chunk);
-        });
+    weightmap::testbed::write_sample_file(out.model, tensors, {.seed = 1});
     std::vector<std::uint64_t> sizes;
     for (const auto& tensor : tensors) {
       std::uint64_t elements = 1;

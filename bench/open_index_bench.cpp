@@ -13,20 +13,19 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "support/temp_dir.hpp"
-#include "testbed/synthetic_models.hpp"
+#include "testbed/sample_model.hpp"
 #include "weightmap/model.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
-using weightmap::testbed::read_safetensors_header;
-using weightmap::testbed::write_gguf_model;
-using weightmap::testbed::write_safetensors_model;
 
 constexpr std::size_t kSizes[] = {1000, 10000};
 
@@ -36,16 +35,33 @@ const fs::path& fixture_dir() {
   return dir.path();
 }
 
-std::string safetensors_path(std::size_t n) {
-  const auto path = (fixture_dir() / fmt::format("model-{}.safetensors", n)).string();
-  if (!fs::exists(path)) write_safetensors_model(path, n);
+// A model of `n` tiny tensors (the sample generator's index-bound ones): opening it is all
+// index, no tensor data.
+std::string model_path(std::size_t n, weightmap::FileFormat format) {
+  const bool gguf = format == weightmap::FileFormat::gguf;
+  const auto path =
+      (fixture_dir() / fmt::format("model-{}.{}", n, gguf ? "gguf" : "safetensors")).string();
+  if (!fs::exists(path)) {
+    weightmap::testbed::write_sample_file(path, weightmap::testbed::plan_index_bound_tensors(n),
+                                          {.format = format});
+  }
   return path;
 }
 
-std::string gguf_path(std::size_t n) {
-  const auto path = (fixture_dir() / fmt::format("model-{}.gguf", n)).string();
-  if (!fs::exists(path)) write_gguf_model(path, n);
-  return path;
+std::string safetensors_path(std::size_t n) {
+  return model_path(n, weightmap::FileFormat::safetensors);
+}
+std::string gguf_path(std::size_t n) { return model_path(n, weightmap::FileFormat::gguf); }
+
+// The JSON header of a safetensors file, as the file stores it.
+std::string read_safetensors_header(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::uint64_t length = 0;
+  in.read(reinterpret_cast<char*>(&length), sizeof length);
+  std::string header(static_cast<std::size_t>(length), '\0');
+  in.read(header.data(), static_cast<std::streamsize>(length));
+  if (!in) throw std::runtime_error("cannot read the header of " + path);
+  return header;
 }
 
 void BM_SimdjsonBareParseSafetensorsHeader(benchmark::State& state) {

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <vector>
 
+#include "testbed/byte_size.hpp"
 #include "testbed/sample_model.hpp"
 #include "weightmap/ggml.hpp"
 #include "weightmap/load.hpp"
@@ -37,16 +38,12 @@ void write_sample(const std::string& path, std::uint64_t bytes, std::size_t coun
                   weightmap::DType dtype, bool hugging_face) {
   auto tensors = weightmap::testbed::plan_sample_tensors(bytes, count, dtype);
   if (hugging_face) tensors = weightmap::testbed::hugging_face_checkpoint(std::move(tensors));
-  const auto source = [&](std::size_t i, std::uint64_t offset, std::span<std::byte> out) {
-    weightmap::testbed::fill_sample_bytes(1, tensors[i].dtype, i, offset, out);
-  };
-  if (path.ends_with(".gguf")) {
-    weightmap::write_gguf(path, tensors, source);
-  } else {
-    weightmap::SafetensorsWriteOptions options;
-    options.hugging_face_order = hugging_face;
-    weightmap::write_safetensors(path, tensors, source, options);
-  }
+  weightmap::testbed::write_sample_file(
+      path, tensors,
+      {.format = path.ends_with(".gguf") ? weightmap::FileFormat::gguf
+                                         : weightmap::FileFormat::safetensors,
+       .seed = 1,
+       .hugging_face_order = hugging_face});
 }
 
 // The tensors an engine can hold: those of a type ggml has.

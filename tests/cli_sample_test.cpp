@@ -15,6 +15,7 @@
 #include "support/cli_run.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "support/temp_dir.hpp"
+#include "testbed/byte_size.hpp"
 #include "testbed/sample_model.hpp"
 #include "weightmap/cli.hpp"
 #include "weightmap/model.hpp"

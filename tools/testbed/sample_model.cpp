@@ -4,8 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
-#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -95,32 +93,6 @@ struct Sizer {
 };
 
 }  // namespace
-
-std::optional<std::uint64_t> parse_byte_size(std::string_view text) {
-  std::size_t digits = 0;
-  while (digits < text.size() &&
-         (std::isdigit(static_cast<unsigned char>(text[digits])) || text[digits] == '.')) {
-    ++digits;
-  }
-  double number = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + digits, number);
-  if (digits == 0 || ec != std::errc() || end != text.data() + digits) return std::nullopt;
-  std::string suffix(text.substr(digits));
-  for (char& c : suffix) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  static constexpr std::array<std::pair<std::string_view, int>, 5> kUnits = {
-      {{"", 0}, {"k", 10}, {"m", 20}, {"g", 30}, {"t", 40}}};
-  for (const auto& [unit, shift] : kUnits) {
-    const std::string bare(unit);
-    if (suffix == bare || (!bare.empty() && (suffix == bare + "b" || suffix == bare + "ib")) ||
-        (bare.empty() && suffix == "b")) {
-      const double bytes = std::ldexp(number, shift);
-      if (!(bytes >= 1) || bytes >= 0x1p63) return std::nullopt;
-      if (shift == 0 && number != std::floor(number)) return std::nullopt;
-      return static_cast<std::uint64_t>(bytes);
-    }
-  }
-  return std::nullopt;
-}
 
 bool sample_dtype_supported(DType dtype, bool gguf) {
   switch (dtype) {
@@ -273,6 +245,21 @@ std::vector<TensorToWrite> plan_sample_tensors(std::uint64_t total_bytes, std::s
   return std::move(plan.tensors);
 }
 
+std::vector<TensorToWrite> plan_index_bound_tensors(std::size_t count) {
+  static constexpr std::array kParts = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                        "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                        "mlp.down_proj",    "input_layernorm"};
+  std::vector<TensorToWrite> tensors;
+  tensors.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    tensors.push_back(
+        {fmt::format("model.layers.{}.{}.weight", i / kParts.size(), kParts[i % kParts.size()]),
+         DType::F16,
+         {4, 8}});
+  }
+  return tensors;
+}
+
 std::vector<TensorToWrite> hugging_face_checkpoint(std::vector<TensorToWrite> tensors) {
   for (auto& t : tensors) {
     if (t.shape.size() == 1 && dtype_info(t.dtype).block_size == 1) t.dtype = DType::F32;
@@ -325,6 +312,30 @@ void fill_sample_bytes(std::uint64_t seed, DType dtype, std::size_t tensor_index
       }
     }
   }
+}
+
+WrittenFile write_sample_file(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                              const SampleFileOptions& options) {
+  const auto fill = [&](std::size_t tensor, std::uint64_t offset, std::span<std::byte> bytes) {
+    fill_sample_bytes(options.seed, tensors[tensor].dtype, tensor, offset, bytes);
+  };
+  if (options.format == FileFormat::gguf) {
+    const auto text = [](std::string s) {
+      return MetadataValue{.type = MetadataType::string, .value = std::move(s)};
+    };
+    GgufWriteOptions write_options;
+    write_options.metadata = {
+        {"general.architecture", text("sample")},
+        {"general.name", text("weightmap sample model (random weights)")},
+        {"weightmap.sample.seed", {.type = MetadataType::u64, .value = options.seed}},
+    };
+    return write_gguf(path, tensors, fill, write_options);
+  }
+  SafetensorsWriteOptions write_options;
+  write_options.metadata = {{"format", "pt"},
+                            {"weightmap.sample.seed", std::to_string(options.seed)}};
+  write_options.hugging_face_order = options.hugging_face_order;
+  return write_safetensors(path, tensors, fill, write_options);
 }
 
 }  // namespace weightmap::testbed

@@ -1,22 +1,18 @@
-// A synthetic diffusion-model-like tensor list with deterministic pseudo-random contents, for
-// `weightmap sample` and for tests and benchmarks that need realistic files of any size.
+// Synthetic models with deterministic pseudo-random contents: the one generator behind
+// `weightmap sample`, the tests, the benchmarks, the examples and the fuzzers' seeds.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <span>
-#include <string_view>
+#include <string>
 #include <vector>
 
 #include "weightmap/dtype.hpp"
+#include "weightmap/tensor_info.hpp"
 #include "weightmap/writer.hpp"
 
 namespace weightmap::testbed {
-
-// "2G", "256MiB", "1.5g", "4096": bytes. K, M, G, T (with or without B or iB, any case) are
-// binary multiples (1K = 1024). nullopt when the text is not such a size or it is zero.
-std::optional<std::uint64_t> parse_byte_size(std::string_view text);
 
 // The dtypes `weightmap sample` fills: f16, bf16, f32 for both formats; q8_0, q4_0 for GGUF.
 bool sample_dtype_supported(DType dtype, bool gguf);
@@ -29,9 +25,14 @@ bool sample_dtype_supported(DType dtype, bool gguf);
 std::vector<TensorToWrite> plan_sample_tensors(std::uint64_t total_bytes, std::size_t count,
                                                DType dtype);
 
+// `count` f16 tensors of shape [4, 8] named like an LLM's layers: a model whose opening is
+// almost all index (header parse and validation), for the time-to-index benchmark and the
+// fuzzers' seeds.
+std::vector<TensorToWrite> plan_index_bound_tensors(std::size_t count);
+
 // The tensors as a Hugging Face export of such a checkpoint stores them (write them with
-// SafetensorsWriteOptions::hugging_face_order): 1-D norms and biases in f32 whatever `dtype`
-// the weights have, and an i64 `cond_stage_model.transformer.text_model.embeddings.position_ids`
+// SampleFileOptions::hugging_face_order): 1-D norms and biases in f32 whatever `dtype` the
+// weights have, and an i64 `cond_stage_model.transformer.text_model.embeddings.position_ids`
 // [1, 77] appended. The f32 norms and biases add up to 5% to the planned size.
 std::vector<TensorToWrite> hugging_face_checkpoint(std::vector<TensorToWrite> tensors);
 
@@ -42,5 +43,18 @@ std::vector<TensorToWrite> hugging_face_checkpoint(std::vector<TensorToWrite> te
 // file.
 void fill_sample_bytes(std::uint64_t seed, DType dtype, std::size_t tensor_index,
                        std::uint64_t offset, std::span<std::byte> out);
+
+struct SampleFileOptions {
+  FileFormat format = FileFormat::safetensors;  // or gguf
+  std::uint64_t seed = 0;                       // of fill_sample_bytes, kept in the metadata
+  // safetensors only: tensors in the order Hugging Face's writer stores them.
+  bool hugging_face_order = false;
+};
+
+// Writes `tensors` to `path` with fill_sample_bytes's values. The metadata names the
+// generator and the seed: safetensors {"format": "pt", "weightmap.sample.seed"}; GGUF
+// general.architecture "sample", general.name, weightmap.sample.seed.
+WrittenFile write_sample_file(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                              const SampleFileOptions& options = {});
 
 }  // namespace weightmap::testbed

@@ -11,7 +11,7 @@
 #include <ostream>
 #include <set>
 
-#include "testbed/sample_model.hpp"
+#include "testbed/byte_size.hpp"
 #include "weightmap/bench_baseline.hpp"
 #include "weightmap/bench_cold.hpp"
 #include "weightmap/bench_file_read.hpp"

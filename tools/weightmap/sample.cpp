@@ -7,6 +7,7 @@
 #include <memory>
 #include <ostream>
 
+#include "testbed/byte_size.hpp"
 #include "testbed/sample_model.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/human_bytes.hpp"
@@ -34,30 +35,13 @@ int run_sample(const SampleOptions& options, std::ostream& out, std::ostream& er
     return kExitUsage;
   }
 
-  const auto fill = [&](std::size_t tensor, std::uint64_t offset, std::span<std::byte> bytes) {
-    testbed::fill_sample_bytes(options.seed, tensors[tensor].dtype, tensor, offset, bytes);
-  };
   const auto start = std::chrono::steady_clock::now();
   WrittenFile written;
   try {
-    if (gguf) {
-      GgufWriteOptions write_options;
-      const auto text = [](std::string s) {
-        return MetadataValue{.type = MetadataType::string, .value = std::move(s)};
-      };
-      write_options.metadata = {
-          {"general.architecture", text("sample")},
-          {"general.name", text("weightmap sample model (random weights)")},
-          {"weightmap.sample.seed", {.type = MetadataType::u64, .value = options.seed}},
-      };
-      written = write_gguf(options.path, tensors, fill, write_options);
-    } else {
-      SafetensorsWriteOptions write_options;
-      write_options.metadata = {{"format", "pt"},
-                                {"weightmap.sample.seed", std::to_string(options.seed)}};
-      write_options.hugging_face_order = options.hugging_face;
-      written = write_safetensors(options.path, tensors, fill, write_options);
-    }
+    written = testbed::write_sample_file(options.path, tensors,
+                                         {.format = options.format,
+                                          .seed = options.seed,
+                                          .hugging_face_order = options.hugging_face});
   } catch (const Error& e) {
     err << "weightmap: " << e.what() << '\n';
     return kExitError;
