@@ -1,5 +1,6 @@
 // Status codes, the thread-local last error, and the version: what every other C API file
 // reports through.
+#include <algorithm>
 #include <new>
 #include <string>
 
@@ -57,6 +58,19 @@ weightmap_status status_of_current_exception() noexcept {
     set_last_error("unknown error");
     return WEIGHTMAP_ERROR_INTERNAL;
   }
+}
+
+std::size_t shared_struct_bytes(std::size_t caller_size, std::size_t our_size, const char* call) {
+  if (caller_size < sizeof(std::size_t)) {
+    throw BadArgument(std::string(call) + ": struct_size is " + std::to_string(caller_size) +
+                      "; set it to sizeof the struct");
+  }
+  return std::min(caller_size, our_size) - sizeof(std::size_t);
+}
+
+void throw_no_such_tensor(const char* name, const char* where) {
+  throw Error(ErrorCode::not_found, std::string("no such tensor in ") + where,
+              {.tensor = printable(name)});
 }
 
 void require_index(std::size_t index, std::size_t count, const char* call, const char* what) {

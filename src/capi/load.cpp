@@ -9,11 +9,12 @@
 #include "capi/boundary.hpp"
 #include "capi/handles.hpp"
 #include "capi/policy.hpp"
-#include "weightmap/error.hpp"
 
 using weightmap::capi::BadArgument;
+using weightmap::capi::count_of;
 using weightmap::capi::fill_sized;
 using weightmap::capi::guarded;
+using weightmap::capi::index_of_found;
 using weightmap::capi::require;
 using weightmap::capi::require_index;
 
@@ -138,11 +139,8 @@ weightmap_status weightmap_load_model(const weightmap_model* model,
 void weightmap_load_free(weightmap_load* load) { delete load; }
 
 weightmap_status weightmap_load_tensor_count(const weightmap_load* load, size_t* count) {
-  return guarded([&] {
-    require(load, "weightmap_load_tensor_count", "load");
-    require(count, "weightmap_load_tensor_count", "count");
-    *count = load->state->loaded.tensors.size();
-  });
+  return count_of("weightmap_load_tensor_count", load, "load", count,
+                  [](const weightmap_load& l) { return l.state->loaded.tensors.size(); });
 }
 
 weightmap_status weightmap_load_find_tensor(const weightmap_load* load, const char* name,
@@ -152,12 +150,8 @@ weightmap_status weightmap_load_find_tensor(const weightmap_load* load, const ch
     require(load, call, "load");
     require(name, call, "name");
     require(index, call, "index");
-    const weightmap::TensorStorage* tensor = load->state->loaded.find(name);
-    if (tensor == nullptr) {
-      throw weightmap::Error(weightmap::ErrorCode::not_found, "no such tensor in the load",
-                             {.tensor = weightmap::printable(name)});
-    }
-    *index = static_cast<size_t>(tensor - load->state->loaded.tensors.data());
+    *index = index_of_found(load->state->loaded.find(name), load->state->loaded.tensors, name,
+                            "the load");
   });
 }
 

@@ -14,6 +14,7 @@
 #include "weightmap/error.hpp"
 
 using weightmap::capi::BadArgument;
+using weightmap::capi::count_of;
 using weightmap::capi::guarded;
 using weightmap::capi::require;
 using weightmap::capi::require_index;
@@ -53,11 +54,8 @@ weightmap_status weightmap_lora_read(const char* path, const float* alpha, weigh
 void weightmap_lora_free(weightmap_lora* lora) { delete lora; }
 
 weightmap_status weightmap_lora_module_count(const weightmap_lora* lora, size_t* count) {
-  return guarded([&] {
-    require(lora, "weightmap_lora_module_count", "lora");
-    require(count, "weightmap_lora_module_count", "count");
-    *count = lora->file->modules.size();
-  });
+  return count_of("weightmap_lora_module_count", lora, "lora", count,
+                  [](const weightmap_lora& l) { return l.file->modules.size(); });
 }
 
 weightmap_status weightmap_lora_match(weightmap_lora* lora, const weightmap_model* base,

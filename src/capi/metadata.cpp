@@ -10,6 +10,7 @@
 #include "capi/handles.hpp"
 #include "weightmap/error.hpp"
 
+using weightmap::capi::count_of;
 using weightmap::capi::fill_sized;
 using weightmap::capi::guarded;
 using weightmap::capi::require;
@@ -66,11 +67,8 @@ weightmap_metadata_value describe(const weightmap::MetadataValue& value) {
 extern "C" {
 
 weightmap_status weightmap_model_metadata_count(const weightmap_model* model, size_t* count) {
-  return guarded([&] {
-    require(model, "weightmap_model_metadata_count", "model");
-    require(count, "weightmap_model_metadata_count", "count");
-    *count = model->model->metadata().size();
-  });
+  return count_of("weightmap_model_metadata_count", model, "model", count,
+                  [](const weightmap_model& m) { return m.model->metadata().size(); });
 }
 
 weightmap_status weightmap_model_metadata_key(const weightmap_model* model, size_t index,

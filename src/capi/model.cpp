@@ -8,11 +8,12 @@
 #include "capi/boundary.hpp"
 #include "capi/handles.hpp"
 #include "weightmap/dtype.hpp"
-#include "weightmap/error.hpp"
 
 using weightmap::capi::BadArgument;
+using weightmap::capi::count_of;
 using weightmap::capi::fill_sized;
 using weightmap::capi::guarded;
+using weightmap::capi::index_of_found;
 using weightmap::capi::require;
 using weightmap::capi::require_index;
 
@@ -59,11 +60,8 @@ weightmap_status weightmap_open(const char* const* paths, const char* const* pre
 void weightmap_model_free(weightmap_model* model) { delete model; }
 
 weightmap_status weightmap_model_file_count(const weightmap_model* model, size_t* count) {
-  return guarded([&] {
-    require(model, "weightmap_model_file_count", "model");
-    require(count, "weightmap_model_file_count", "count");
-    *count = model->model->files().size();
-  });
+  return count_of("weightmap_model_file_count", model, "model", count,
+                  [](const weightmap_model& m) { return m.model->files().size(); });
 }
 
 weightmap_status weightmap_model_file(const weightmap_model* model, size_t index, const char** path,
@@ -82,11 +80,8 @@ weightmap_status weightmap_model_file(const weightmap_model* model, size_t index
 }
 
 weightmap_status weightmap_model_tensor_count(const weightmap_model* model, size_t* count) {
-  return guarded([&] {
-    require(model, "weightmap_model_tensor_count", "model");
-    require(count, "weightmap_model_tensor_count", "count");
-    *count = model->model->tensors().size();
-  });
+  return count_of("weightmap_model_tensor_count", model, "model", count,
+                  [](const weightmap_model& m) { return m.model->tensors().size(); });
 }
 
 weightmap_status weightmap_model_tensor_info(const weightmap_model* model, size_t index,
@@ -118,12 +113,7 @@ weightmap_status weightmap_model_find_tensor(const weightmap_model* model, const
     require(model, call, "model");
     require(name, call, "name");
     require(index, call, "index");
-    const weightmap::TensorInfo* tensor = model->model->find(name);
-    if (tensor == nullptr) {
-      throw weightmap::Error(weightmap::ErrorCode::not_found, "no such tensor in the model",
-                             {.tensor = weightmap::printable(name)});
-    }
-    *index = static_cast<size_t>(tensor - model->model->tensors().data());
+    *index = index_of_found(model->model->find(name), model->model->tensors(), name, "the model");
   });
 }
 
