@@ -106,13 +106,20 @@ class GgufParser {
     }
     tensor_count_ = cursor_.read<std::uint64_t>("tensor count");
     kv_count_ = cursor_.read<std::uint64_t>("metadata key count");
+    check_count_fits(kv_count_, kMinKeyValueBytes, "metadata key", "keys", 16);
+  }
+
+  // A count read from the header (at byte `count_offset`) must fit in the bytes left, at
+  // `min_bytes` each, before anything is reserved for it.
+  void check_count_fits(std::uint64_t count, std::uint64_t min_bytes, std::string_view what,
+                        std::string_view plural, std::uint64_t count_offset) const {
     const std::uint64_t left = cursor_.remaining();
-    if (kv_count_ > left / kMinKeyValueBytes) {
+    if (count > left / min_bytes) {
       fail(ErrorCode::malformed,
-           fmt::format("metadata key count {} is impossible: the {} bytes left in the file hold "
-                       "at most {} keys",
-                       kv_count_, left, left / kMinKeyValueBytes),
-           16);
+           fmt::format("{} count {} is impossible: the {} bytes left in the file hold at most "
+                       "{} {}",
+                       what, count, left, left / min_bytes, plural),
+           count_offset);
     }
   }
 
@@ -179,14 +186,7 @@ class GgufParser {
 
   void read_tensor_infos() {
     // Checked here rather than with the key count: the metadata has used up its bytes.
-    const std::uint64_t left = cursor_.remaining();
-    if (tensor_count_ > left / kMinTensorInfoBytes) {
-      fail(ErrorCode::malformed,
-           fmt::format("tensor count {} is impossible: the {} bytes left in the file hold at "
-                       "most {} tensor infos",
-                       tensor_count_, left, left / kMinTensorInfoBytes),
-           8);
-    }
+    check_count_fits(tensor_count_, kMinTensorInfoBytes, "tensor", "tensor infos", 8);
     index_.tensors.reserve(initial_capacity(tensor_count_));
     field_offsets_.reserve(initial_capacity(tensor_count_));
     for (std::uint64_t i = 0; i < tensor_count_; ++i) {

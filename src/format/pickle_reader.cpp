@@ -157,11 +157,7 @@ class Machine {
     program_.nodes.push_back(std::move(node));
     return static_cast<NodeId>(program_.nodes.size() - 1);
   }
-  NodeId make(Kind kind) {
-    Node node;
-    node.kind = kind;
-    return make(std::move(node));
-  }
+  NodeId make(Kind kind) { return make(Node{.kind = kind}); }
   Node& node(NodeId id) { return program_.nodes[id]; }
   void push(NodeId id) {
     if (stack_.size() >= limits_.max_stack) {
@@ -189,16 +185,10 @@ class Machine {
     return items;
   }
   NodeId make_sequence(Kind kind, std::vector<NodeId> items) {
-    Node n;
-    n.kind = kind;
-    n.items = std::move(items);
-    return make(std::move(n));
+    return make(Node{.kind = kind, .items = std::move(items)});
   }
   NodeId make_integer(std::int64_t value) {
-    Node n;
-    n.kind = Kind::integer;
-    n.integer = value;
-    return make(std::move(n));
+    return make(Node{.kind = Kind::integer, .integer = value});
   }
   void memo_put(std::uint64_t index, NodeId id) {
     if (!memo_.contains(index) && memo_.size() >= limits_.max_memo) {
@@ -293,20 +283,16 @@ class Machine {
                        tensor.stride.size()));
     }
     tensor.pickle_offset = origin_.base_offset + op_at_;
-    Node n;
-    n.kind = Kind::tensor;
-    n.integer = static_cast<std::int64_t>(program_.tensors.size());
+    const auto index = static_cast<std::int64_t>(program_.tensors.size());
     program_.tensors.push_back(std::move(tensor));
-    return make(std::move(n));
+    return make(Node{.kind = Kind::tensor, .integer = index});
   }
 
   NodeId call(NodeId callee_id, NodeId args_id) {
     const Node& callee = node(callee_id);
     if (callee.kind == Kind::object) {
-      Node n;  // calling something an unknown call returned: still unknown, still not run
-      n.kind = Kind::object;
-      n.text = callee.text;
-      return make(std::move(n));
+      // Calling something an unknown call returned: still unknown, still not run.
+      return make(Node{.kind = Kind::object, .text = callee.text});
     }
     if (callee.kind != Kind::global) {
       fail(fmt::format("REDUCE calls a {}, which is not callable", kind_name(callee.kind)));
@@ -334,10 +320,7 @@ class Machine {
       case Callable::storage_class:
       case Callable::unknown: break;
     }
-    Node n;
-    n.kind = Kind::object;
-    n.text = callee.text;
-    return make(std::move(n));
+    return make(Node{.kind = Kind::object, .text = callee.text});
   }
 
   NodeId instantiate(NodeId cls_id) {
@@ -346,10 +329,7 @@ class Machine {
       fail(fmt::format("NEWOBJ of a {}, which is not a class", kind_name(cls.kind)));
     }
     if (cls.callable == Callable::ordered_dict) return make(Kind::dict);
-    Node n;
-    n.kind = Kind::object;
-    n.text = cls.text;
-    return make(std::move(n));
+    return make(Node{.kind = Kind::object, .text = cls.text});
   }
 
   NodeId persistent_load(NodeId pid_id) {
@@ -375,11 +355,9 @@ class Machine {
     storage.dtype = static_cast<DType>(type.integer);
     storage.numel = non_negative(pid.items[4], "a storage's size");
     storage.pickle_offset = origin_.base_offset + op_at_;
-    Node n;
-    n.kind = Kind::storage;
-    n.integer = static_cast<std::int64_t>(program_.storages.size());
+    const auto index = static_cast<std::int64_t>(program_.storages.size());
     program_.storages.push_back(std::move(storage));
-    return make(std::move(n));
+    return make(Node{.kind = Kind::storage, .integer = index});
   }
 
   // Adds to a container; state meant for an unknown object is dropped unread.
@@ -421,10 +399,7 @@ class Machine {
       case 'N': push(make(Kind::none)); return;
       case 0x88:
       case 0x89: {
-        Node n;
-        n.kind = Kind::boolean;
-        n.integer = op == 0x88 ? 1 : 0;
-        push(make(std::move(n)));
+        push(make(Node{.kind = Kind::boolean, .integer = op == 0x88 ? 1 : 0}));
         return;
       }
       case 'J': push(make_integer(operand<std::int32_t>("BININT"))); return;
@@ -439,10 +414,7 @@ class Machine {
       }
       case 'G': {
         const auto raw = big_endian_u64("BINFLOAT");
-        Node n;
-        n.kind = Kind::floating;
-        n.number = std::bit_cast<double>(raw);
-        push(make(std::move(n)));
+        push(make(Node{.kind = Kind::floating, .number = std::bit_cast<double>(raw)}));
         return;
       }
       case 'X': push_string(Kind::text, operand<std::uint32_t>("BINUNICODE"), "BINUNICODE"); return;
@@ -571,10 +543,7 @@ class Machine {
   }
 
   void push_string(Kind kind, std::uint64_t length, std::string_view what) {
-    Node n;
-    n.kind = kind;
-    n.text = string_operand(length, what);
-    push(make(std::move(n)));
+    push(make(Node{.kind = kind, .text = string_operand(length, what)}));
   }
 
   [[noreturn]] void unsupported_opcode(unsigned char op) const {

@@ -113,6 +113,14 @@ class HeaderParser {
     return kLengthBytes + static_cast<std::uint64_t>(where - header_.data());
   }
 
+  // A value of the wrong kind: "`what` (found `token`)", the JSON text found instead.
+  [[noreturn]] void fail_found(std::string_view what, std::string_view token,
+                               std::string_view tensor, const char* where) const {
+    fail(ErrorCode::malformed,
+         fmt::format("{} (found {})", what, printable(safetensors_json::trim_token(token))), tensor,
+         offset_of(where));
+  }
+
   // Errors simdjson finds while indexing the whole document, before any value is read.
   [[noreturn]] void fail_document(simdjson::error_code error) const {
     if (error == simdjson::UTF8_ERROR) {
@@ -173,11 +181,9 @@ class HeaderParser {
       std::string_view text;
       if (const auto error = field.value().get_string().get(text)) {
         if (error != simdjson::INCORRECT_TYPE) fail_json(error, {});
-        fail(ErrorCode::malformed,
-             fmt::format("\"__metadata__\" value of \"{}\" is not a string (found {})",
-                         printable(entry.first),
-                         printable(safetensors_json::trim_token(field.value().raw_json_token()))),
-             {}, offset_of(where));
+        fail_found(
+            fmt::format("\"__metadata__\" value of \"{}\" is not a string", printable(entry.first)),
+            field.value().raw_json_token(), {}, where);
       }
       entry.second.value = std::string(text);
     }
@@ -251,10 +257,7 @@ class HeaderParser {
     std::string_view text;
     if (const auto error = value.get_string().get(text)) {
       if (error != simdjson::INCORRECT_TYPE) fail_json(error, name);
-      fail(ErrorCode::malformed,
-           fmt::format("\"dtype\" is not a string (found {})",
-                       printable(safetensors_json::trim_token(value.raw_json_token()))),
-           name, offset_of(where));
+      fail_found("\"dtype\" is not a string", value.raw_json_token(), name, where);
     }
     // Files hold one or two dtypes: remember the last name instead of searching the table
     // for every tensor.
@@ -274,10 +277,7 @@ class HeaderParser {
     ondemand::array array;
     if (const auto error = value.get_array().get(array)) {
       if (error != simdjson::INCORRECT_TYPE) fail_json(error, name);
-      fail(ErrorCode::malformed,
-           fmt::format("\"shape\" is not a list (found {})",
-                       printable(safetensors_json::trim_token(value.raw_json_token()))),
-           name, offset_of(where));
+      fail_found("\"shape\" is not a list", value.raw_json_token(), name, where);
     }
     std::size_t count = 0;
     for (auto element_result : array) {
@@ -286,10 +286,8 @@ class HeaderParser {
       std::uint64_t dim = 0;
       if (const auto error = element.get_uint64().get(dim)) {
         if (!is_number_error(error)) fail_json(error, name);
-        fail(ErrorCode::malformed,
-             fmt::format("\"shape\" must list integers from 0 to 2^64-1 (found {})",
-                         printable(safetensors_json::trim_token(element.raw_json_token()))),
-             name, offset_of(where));
+        fail_found("\"shape\" must list integers from 0 to 2^64-1", element.raw_json_token(), name,
+                   where);
       }
       if (count == kMaxDims) {
         fail(ErrorCode::unsupported, fmt::format("the shape has more than {} dimensions", kMaxDims),
@@ -304,11 +302,8 @@ class HeaderParser {
                    std::string_view name, const char* where) {
     ondemand::array array;
     const auto fail_shape = [&](std::string_view found) {
-      fail(ErrorCode::malformed,
-           fmt::format("\"data_offsets\" must be [begin, end] with integers from 0 to 2^64-1 "
-                       "(found {})",
-                       printable(safetensors_json::trim_token(found))),
-           name, offset_of(where));
+      fail_found("\"data_offsets\" must be [begin, end] with integers from 0 to 2^64-1", found,
+                 name, where);
     };
     if (const auto error = value.get_array().get(array)) {
       if (error != simdjson::INCORRECT_TYPE) fail_json(error, name);

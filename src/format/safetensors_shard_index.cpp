@@ -70,34 +70,13 @@ class ShardIndexParser {
     fail(fmt::format("the shard index is not valid JSON: {}", describe(error)));
   }
 
-  void parse_weight_map(ondemand::value value, ShardIndex& index) {
+  // Calls on_field(key, value) for each field of the object `value`, which the index calls
+  // `name`.
+  template <typename OnField>
+  void for_each_field(ondemand::value value, std::string_view name, OnField on_field) {
     ondemand::object object;
     if (const auto error = value.get_object().get(object)) {
-      if (error == simdjson::INCORRECT_TYPE) fail("\"weight_map\" is not an object");
-      fail_json(error);
-    }
-    for (auto field_result : object) {
-      ondemand::field field;
-      if (const auto error = std::move(field_result).get(field)) fail_json(error);
-      std::string_view tensor;
-      if (const auto error = field.unescaped_key().get(tensor)) fail_json(error);
-      auto& entry = index.weight_map.emplace_back(std::string(tensor), std::string());
-      std::string_view shard;
-      if (const auto error = field.value().get_string().get(shard)) {
-        if (error == simdjson::INCORRECT_TYPE) {
-          fail("the \"weight_map\" entry is not a shard file name", entry.first);
-        }
-        fail_json(error);
-      }
-      entry.second.assign(shard);
-    }
-  }
-
-  // Values are numbers (total_size, total_parameters) or strings; both are kept as text.
-  void parse_metadata(ondemand::value value, ShardIndex& index) {
-    ondemand::object object;
-    if (const auto error = value.get_object().get(object)) {
-      if (error == simdjson::INCORRECT_TYPE) fail("\"metadata\" is not an object");
+      if (error == simdjson::INCORRECT_TYPE) fail(fmt::format("\"{}\" is not an object", name));
       fail_json(error);
     }
     for (auto field_result : object) {
@@ -105,9 +84,30 @@ class ShardIndexParser {
       if (const auto error = std::move(field_result).get(field)) fail_json(error);
       std::string_view key;
       if (const auto error = field.unescaped_key().get(key)) fail_json(error);
-      auto& entry = index.metadata.emplace_back(std::string(key), MetadataValue{});
-      entry.second.value = metadata_text(field.value(), entry.first);
+      on_field(key, field.value());
     }
+  }
+
+  void parse_weight_map(ondemand::value value, ShardIndex& index) {
+    for_each_field(value, "weight_map", [&](std::string_view tensor, ondemand::value shard_value) {
+      auto& entry = index.weight_map.emplace_back(std::string(tensor), std::string());
+      std::string_view shard;
+      if (const auto error = shard_value.get_string().get(shard)) {
+        if (error == simdjson::INCORRECT_TYPE) {
+          fail("the \"weight_map\" entry is not a shard file name", entry.first);
+        }
+        fail_json(error);
+      }
+      entry.second.assign(shard);
+    });
+  }
+
+  // Values are numbers (total_size, total_parameters) or strings; both are kept as text.
+  void parse_metadata(ondemand::value value, ShardIndex& index) {
+    for_each_field(value, "metadata", [&](std::string_view key, ondemand::value field_value) {
+      auto& entry = index.metadata.emplace_back(std::string(key), MetadataValue{});
+      entry.second.value = metadata_text(field_value, entry.first);
+    });
   }
 
   std::string metadata_text(ondemand::value value, const std::string& key) {
