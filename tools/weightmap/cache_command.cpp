@@ -11,10 +11,10 @@
 #include "weightmap/cache_policy.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/human_bytes.hpp"
-#include "weightmap/inspect.hpp"
 #include "weightmap/model_json.hpp"
 #include "weightmap/model_notes.hpp"
 #include "weightmap/model_page_cache.hpp"
+#include "weightmap/model_sources_option.hpp"
 #include "weightmap/progress_bar.hpp"
 
 namespace weightmap::cli {
@@ -145,8 +145,6 @@ int run_cache(const CacheOptions& options, std::ostream& out, std::ostream& err)
 Subcommand add_cache_command(CLI::App& parent) {
   struct Parsed {
     CacheOptions options;
-    std::vector<std::string> paths;
-    std::vector<std::string> prefixes;
   };
   auto parsed = std::make_shared<Parsed>();
 
@@ -155,19 +153,10 @@ Subcommand add_cache_command(CLI::App& parent) {
       "Show how much of a model's tensor data is in the page cache, per file and per component "
       "(the --prefix of its paths, or a tensor name's first dotted part); with --prefetch read "
       "it all in first (a progress bar on a terminal), with --evict drop it first.");
-  CLI::Option* paths_option =
-      command
-          ->add_option("PATH", parsed->paths,
-                       "A model file, a *.safetensors.index.json or a folder; several PATHs form "
-                       "one model")
-          ->required();
-  CLI::Option* prefix_option =
-      command
-          ->add_option("--prefix", parsed->prefixes,
-                       "Put P in front of the tensor names of the PATHs that follow, until the "
-                       "next --prefix; P names their component")
-          ->type_name("P")
-          ->allow_extra_args(false);
+  const auto sources = std::make_shared<ModelSourcesOption>(
+      *command,
+      "Put P in front of the tensor names of the PATHs that follow, until the next --prefix; P "
+      "names their component");
   CLI::Option* prefetch_option =
       command->add_flag("--prefetch", parsed->options.prefetch,
                         "Read every tensor's pages into the page cache (through a read-only "
@@ -181,10 +170,9 @@ Subcommand add_cache_command(CLI::App& parent) {
                     "Print one JSON object: files (path, bytes, resident_bytes), components "
                     "(prefix, bytes, resident_bytes), totals");
 
-  return {command,
-          [parsed, command, paths_option, prefix_option](std::ostream& out, std::ostream& err) {
+  return {command, [parsed, sources](std::ostream& out, std::ostream& err) {
             CacheOptions options = parsed->options;
-            options.sources = sources_in_order(*command, paths_option, prefix_option);
+            options.sources = sources->sources();
             options.progress = progress_wanted(err);
             return run_cache(options, out, err);
           }};

@@ -10,6 +10,7 @@
 #include "weightmap/inspect_text.hpp"
 #include "weightmap/model_json.hpp"
 #include "weightmap/model_notes.hpp"
+#include "weightmap/model_sources_option.hpp"
 
 namespace weightmap::cli {
 namespace {
@@ -27,22 +28,6 @@ std::vector<const TensorInfo*> select_tensors(const Model& model,
 }
 
 }  // namespace
-
-std::vector<ModelSource> sources_in_order(const CLI::App& command, const CLI::Option* paths,
-                                          const CLI::Option* prefixes) {
-  std::vector<ModelSource> sources;
-  std::string prefix;
-  std::size_t next_path = 0;
-  std::size_t next_prefix = 0;
-  for (const CLI::Option* option : command.parse_order()) {
-    if (option == prefixes) {
-      prefix = prefixes->results().at(next_prefix++);
-    } else if (option == paths) {
-      sources.push_back({paths->results().at(next_path++), prefix});
-    }
-  }
-  return sources;
-}
 
 int run_inspect(const InspectOptions& options, std::ostream& out, std::ostream& err) {
   try {
@@ -69,8 +54,6 @@ Subcommand add_inspect_command(CLI::App& parent) {
   // as the action that reads them.
   struct Parsed {
     InspectOptions options;
-    std::vector<std::string> paths;
-    std::vector<std::string> prefixes;
     std::string filter;
   };
   auto parsed = std::make_shared<Parsed>();
@@ -80,19 +63,10 @@ Subcommand add_inspect_command(CLI::App& parent) {
       "Print what model files hold: files, tensor count, bytes per dtype, alignment of tensor "
       "offsets; with --all/--filter one row per tensor, with --metadata the key/value "
       "metadata, with --json all of it as one JSON object.");
-  CLI::Option* paths_option =
-      command
-          ->add_option("PATH", parsed->paths,
-                       "A .safetensors or .gguf file, a *.safetensors.index.json of shards, or a "
-                       "folder of such files (read in sorted order)")
-          ->required();
-  CLI::Option* prefix_option =
-      command
-          ->add_option("--prefix", parsed->prefixes,
-                       "Put P in front of the tensor names of the PATHs that follow, until the "
-                       "next --prefix (--prefix \"\" stops prefixing)")
-          ->type_name("P")
-          ->allow_extra_args(false);
+  const auto sources = std::make_shared<ModelSourcesOption>(
+      *command,
+      "Put P in front of the tensor names of the PATHs that follow, until the next --prefix "
+      "(--prefix \"\" stops prefixing)");
   command->add_flag("-a,--all", parsed->options.all,
                     "List every tensor: name, dtype, shape, offset, bytes, alignment of the "
                     "offset");
@@ -108,10 +82,9 @@ Subcommand add_inspect_command(CLI::App& parent) {
                     "Print one JSON object {files, tensors, metadata} with every tensor (or those "
                     "matching --filter) and all metadata");
 
-  return {command, [parsed, command, paths_option, prefix_option, filter_option](
-                       std::ostream& out, std::ostream& err) {
+  return {command, [parsed, sources, filter_option](std::ostream& out, std::ostream& err) {
             InspectOptions options = parsed->options;
-            options.sources = sources_in_order(*command, paths_option, prefix_option);
+            options.sources = sources->sources();
             if (filter_option->count() > 0) options.filter = parsed->filter;
             return run_inspect(options, out, err);
           }};

@@ -10,10 +10,6 @@
 #include "weightmap/cli.hpp"
 #include "weightmap/model.hpp"
 
-namespace CLI {
-class Option;
-}
-
 namespace weightmap::cli {
 
 struct InspectOptions {
@@ -27,12 +23,6 @@ struct InspectOptions {
 // Prints to `out`; on weightmap::Error prints "weightmap: " + what() to `err` and returns
 // kExitError.
 int run_inspect(const InspectOptions& options, std::ostream& out, std::ostream& err);
-
-// The PATH positionals of `command`, each with the --prefix in force where it was given:
-// CLI11 collects positionals and --prefix values separately, and its parse order tells which
-// prefix came before each path. Shared by the subcommands that take --prefix.
-std::vector<ModelSource> sources_in_order(const CLI::App& command, const CLI::Option* paths,
-                                          const CLI::Option* prefixes);
 
 // Adds the `inspect` subcommand to `parent`.
 Subcommand add_inspect_command(CLI::App& parent);

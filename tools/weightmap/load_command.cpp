@@ -19,6 +19,7 @@
 #include "weightmap/model_json.hpp"
 #include "weightmap/model_notes.hpp"
 #include "weightmap/model_page_cache.hpp"
+#include "weightmap/model_sources_option.hpp"
 #include "weightmap/power_of_two_option.hpp"
 #include "weightmap/progress_bar.hpp"
 #include "weightmap/tensor_checksum.hpp"
@@ -315,11 +316,7 @@ Subcommand add_load_command(CLI::App& parent) {
       "converted), touch every byte (a checksum), and report time, tensors and bytes "
       "mapped/loaded/converted, memory (RSS anonymous and file-backed, PSS) and page-cache "
       "residency before and after.");
-  command
-      ->add_option("PATH", parsed->paths,
-                   "A model file, a *.safetensors.index.json or a folder; several PATHs form one "
-                   "model")
-      ->required();
+  command->add_option("PATH", parsed->paths, std::string(kModelPathHelp))->required();
   CLI::Option* mode_option =
       command
           ->add_option("--mode", parsed->mode,
