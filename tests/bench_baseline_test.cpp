@@ -8,18 +8,16 @@
 #include <fstream>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "support/sample_file.hpp"
 #include "support/temp_dir.hpp"
 #include "weightmap/bench_fill.hpp"
 #include "weightmap/bench_rows.hpp"
-#include "weightmap/cli.hpp"
 #include "weightmap/convert.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/model.hpp"
-#include "weightmap/sample.hpp"
 
 namespace weightmap::cli {
 namespace {
@@ -38,13 +36,7 @@ std::vector<std::byte> file_bytes(const std::string& path, std::uint64_t offset,
 class BenchBaseline : public ::testing::Test {
  protected:
   void SetUp() override {
-    path_ = dir_ / "baseline.safetensors";
-    SampleOptions sample;
-    sample.path = path_;
-    sample.size = std::uint64_t{1} << 20;
-    sample.tensors = 12;
-    std::ostringstream ignored;
-    ASSERT_EQ(run_sample(sample, ignored, ignored), kExitOk);
+    path_ = test::write_sample(dir_ / "baseline.safetensors", {.tensors = 12});
   }
 
   std::vector<BaselineTensor> tensors(const Model& model, bool to_f32) const {

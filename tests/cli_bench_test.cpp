@@ -11,32 +11,20 @@
 #include <string>
 
 #include "support/json_dom.hpp"
+#include "support/sample_file.hpp"
 #include "support/shell_command.hpp"
 #include "support/temp_dir.hpp"
 #include "weightmap/bench_command.hpp"
 #include "weightmap/cli.hpp"
-#include "weightmap/sample.hpp"
 
 namespace weightmap::cli {
 namespace {
 
 using testing::TempDir;
 
-// A 1 MiB sample model of 20 tensors in the test's own folder.
-std::string tiny_sample(const TempDir& dir, const std::string& name) {
-  const std::string path = dir / name;
-  SampleOptions sample;
-  sample.path = path;
-  sample.size = std::uint64_t{1} << 20;
-  sample.tensors = 20;
-  std::ostringstream ignored;
-  EXPECT_EQ(run_sample(sample, ignored, ignored), kExitOk);
-  return path;
-}
-
 TEST(CliBench, PrintsEveryModeAndFloorWithOneRun) {
   const TempDir dir;
-  const std::string path = tiny_sample(dir, "cli_bench.safetensors");
+  const std::string path = test::write_sample(dir / "cli_bench.safetensors");
   BenchOptions options;
   options.path = path;
   options.runs = 1;
@@ -78,7 +66,7 @@ TEST(CliBench, PrintsEveryModeAndFloorWithOneRun) {
 
 TEST(CliBench, ColdRowsAreLabelledInTheTable) {
   const TempDir dir;
-  const std::string path = tiny_sample(dir, "cli_bench_cold.safetensors");
+  const std::string path = test::write_sample(dir / "cli_bench_cold.safetensors");
   BenchOptions options;
   options.path = path;
   options.runs = 1;
@@ -143,7 +131,7 @@ std::map<std::string, JsonRow> json_rows(const test::Json& json, const char* arr
 
 TEST(CliBench, JsonRecordsTheMachineTheBaselineAndTheFillFloor) {
   const TempDir dir;
-  const std::string path = tiny_sample(dir, "cli_bench_json.safetensors");
+  const std::string path = test::write_sample(dir / "cli_bench_json.safetensors");
   BenchOptions options;
   options.path = path;
   options.runs = 2;
@@ -235,7 +223,7 @@ TEST(CliBench, JsonRecordsTheMachineTheBaselineAndTheFillFloor) {
 
 TEST(CliBench, JsonColdRowsDropTheFileBeforeEachRun) {
   const TempDir dir;
-  const std::string path = tiny_sample(dir, "cli_bench_json_cold.safetensors");
+  const std::string path = test::write_sample(dir / "cli_bench_json_cold.safetensors");
   BenchOptions options;
   options.path = path;
   options.runs = 2;
@@ -294,7 +282,7 @@ TEST(CliBench, JsonColdRowsDropTheFileBeforeEachRun) {
 
 TEST(CliBench, ColdIsACommandLineFlag) {
   const TempDir dir;
-  const std::string path = tiny_sample(dir, "cli_bench_flag.safetensors");
+  const std::string path = test::write_sample(dir / "cli_bench_flag.safetensors");
   std::ostringstream out;
   std::ostringstream err;
   const char* argv[] = {"weightmap", "bench", path.c_str(), "--runs", "1", "--cold", "--json"};
@@ -313,15 +301,9 @@ std::string bench_table_script() {
 
 TEST(CliBench, TableScriptMakesMarkdownFromTheJson) {
   const TempDir dir;
-  const std::string safetensors = tiny_sample(dir, "cli_bench_table.safetensors");
-  const std::string gguf = dir / "cli_bench_table.gguf";
-  SampleOptions sample;
-  sample.path = gguf;
-  sample.format = FileFormat::gguf;
-  sample.size = std::uint64_t{1} << 20;
-  sample.tensors = 20;
-  std::ostringstream ignored;
-  ASSERT_EQ(run_sample(sample, ignored, ignored), kExitOk);
+  const std::string safetensors = test::write_sample(dir / "cli_bench_table.safetensors");
+  const std::string gguf =
+      test::write_sample(dir / "cli_bench_table.gguf", {.format = FileFormat::gguf});
 
   // Two benches in one file (one object per line) and a third in another.
   const std::string both = dir / "two.json";
@@ -384,7 +366,7 @@ TEST(CliBench, TableScriptMakesMarkdownFromTheJson) {
 
 TEST(CliBench, BoundsTheCopiedBytes) {
   const TempDir dir;
-  const std::string path = tiny_sample(dir, "cli_bench_bound.safetensors");
+  const std::string path = test::write_sample(dir / "cli_bench_bound.safetensors");
   BenchOptions options;
   options.path = path;
   options.runs = 1;

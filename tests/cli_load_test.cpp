@@ -11,12 +11,12 @@
 
 #include "support/cli_run.hpp"
 #include "support/json_dom.hpp"
+#include "support/sample_file.hpp"
 #include "support/temp_dir.hpp"
 #include "testbed/process_memory.hpp"
 #include "weightmap/cli.hpp"
 #include "weightmap/load_command.hpp"
 #include "weightmap/model.hpp"
-#include "weightmap/sample.hpp"
 #include "weightmap/tensor_checksum.hpp"
 
 namespace weightmap::cli {
@@ -35,17 +35,9 @@ using testing::TempDir;
 
 // A small f16 sample model in the test's own folder.
 std::string sample_model(const TempDir& dir, FileFormat format) {
-  const std::string path =
-      dir / (format == FileFormat::gguf ? "cli_load.gguf" : "cli_load.safetensors");
-  SampleOptions options;
-  options.path = path;
-  options.format = format;
-  options.size = std::uint64_t{2} << 20;
-  options.tensors = 40;
-  std::ostringstream out;
-  std::ostringstream err;
-  EXPECT_EQ(run_sample(options, out, err), kExitOk) << err.str();
-  return path;
+  return test::write_sample(
+      dir / (format == FileFormat::gguf ? "cli_load.gguf" : "cli_load.safetensors"),
+      {.format = format, .bytes = std::uint64_t{2} << 20, .tensors = 40});
 }
 
 TEST(CliLoad, MmapAndCopyGiveTheSameChecksum) {
@@ -133,15 +125,8 @@ TEST(CliLoad, DtypeF32ConvertsEveryTensorOfAnF16Model) {
 
 TEST(CliLoad, UnconvertibleDtypeIsOneWarningNotAFailure) {
   const TempDir dir;
-  const std::string path = dir / "cli_load_q8.gguf";
-  SampleOptions options;
-  options.path = path;
-  options.format = FileFormat::gguf;
-  options.size = std::uint64_t{1} << 20;
-  options.tensors = 5;
-  options.dtype = DType::Q8_0;
-  std::ostringstream ignored;
-  ASSERT_EQ(run_sample(options, ignored, ignored), kExitOk);
+  const std::string path = test::write_sample(
+      dir / "cli_load_q8.gguf", {.format = FileFormat::gguf, .tensors = 5, .dtype = DType::Q8_0});
   const Model model = open_model(path);
 
   const Result r = cli({"load", path.c_str(), "--json", "--dtype", "f32"});

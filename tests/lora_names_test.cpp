@@ -9,12 +9,10 @@
 #include "weightmap/error.hpp"
 #include "weightmap/lora.hpp"
 
-namespace weightmap {
+// In the fixtures' namespace (lora_fixtures.hpp): they are used unqualified.
+namespace weightmap::lora_test {
 namespace {
 
-using lora_test::FloatTensor;
-using lora_test::random_tensor;
-using lora_test::write_tensors;
 using testing::TempDir;
 
 std::vector<FloatTensor> low_rank(const std::string& module, std::uint64_t rows, std::uint64_t cols,
@@ -164,4 +162,4 @@ TEST(LoraNames, RequestsMakeOnlyTargetsCopyOnWrite) {
 }
 
 }  // namespace
-}  // namespace weightmap
+}  // namespace weightmap::lora_test

@@ -11,12 +11,10 @@
 #include "weightmap/error.hpp"
 #include "weightmap/lora.hpp"
 
-namespace weightmap {
+// In the fixtures' namespace (lora_fixtures.hpp): they are used unqualified.
+namespace weightmap::lora_test {
 namespace {
 
-using lora_test::FloatTensor;
-using lora_test::random_tensor;
-using lora_test::write_tensors;
 using testing::TempDir;
 
 FloatTensor scalar(std::string name, float value) {
@@ -214,12 +212,6 @@ TEST(LoraReader, GgufAdapterOfAnotherTypeIsUnsupported) {
           ": unsupported LoRA kind control_vector (the GGUF adapter's adapter.type is not lora)");
 }
 
-}  // namespace
-}  // namespace weightmap
-
-namespace weightmap {
-namespace {
-
 TEST(LoraReader, DiffusersSpellingsAreReadAsModules) {
   TempDir dir;
   const auto path = dir / "diffusers.safetensors";
@@ -307,12 +299,6 @@ TEST(LoraReader, UnprefixedAdapterMetadataAndBrokenJson) {
   EXPECT_EQ(broken.modules[0].alpha_source, AlphaSource::rank);
 }
 
-}  // namespace
-}  // namespace weightmap
-
-namespace weightmap {
-namespace {
-
 TEST(LoraReader, PeftAdapterConfigBesideTheModelGivesLoraAlpha) {
   TempDir dir;
   const std::vector<FloatTensor> tensors = {
@@ -339,4 +325,4 @@ TEST(LoraReader, PeftAdapterConfigBesideTheModelGivesLoraAlpha) {
 }
 
 }  // namespace
-}  // namespace weightmap
+}  // namespace weightmap::lora_test

@@ -8,18 +8,16 @@
 #include "support/temp_dir.hpp"
 #include "weightmap/lora.hpp"
 
-namespace weightmap {
+// In the fixtures' namespace (lora_fixtures.hpp): they are used unqualified.
+namespace weightmap::lora_test {
 namespace {
 
-using lora_test::FloatTensor;
-using lora_test::random_tensor;
-using lora_test::write_tensors;
 using testing::TempDir;
 
 // y = W x with W [rows, cols] as stored, summed in f32 in column order.
 std::vector<float> matvec(const TensorStorage& storage, std::uint64_t rows,
                           const std::vector<float>& x) {
-  const auto w = lora_test::as_floats(storage.dtype, storage.bytes);
+  const auto w = as_floats(storage.dtype, storage.bytes);
   const std::size_t cols = x.size();
   std::vector<float> y(static_cast<std::size_t>(rows), 0.0f);
   for (std::size_t o = 0; o < y.size(); ++o) {
@@ -55,7 +53,7 @@ void add_delta(const LoraDelta& delta, const std::vector<float>& x, std::vector<
 // both sides add a few f32 ulps; `relative` is stated per type below.
 float tolerance(const TensorStorage& patched, std::uint64_t o, const std::vector<float>& x,
                 float relative) {
-  const auto w = lora_test::as_floats(patched.dtype, patched.bytes);
+  const auto w = as_floats(patched.dtype, patched.bytes);
   float magnitude = 0;
   for (std::size_t c = 0; c < x.size(); ++c) {
     magnitude += std::abs(w[static_cast<std::size_t>(o) * x.size() + c] * x[c]);
@@ -77,7 +75,7 @@ void immediate_equals_runtime(DType dtype, float relative) {
   const Model base = open_model(dir / "base.safetensors");
   auto lora = std::make_shared<const LoraFile>(read_lora(dir / "lora.safetensors"));
   const LoraUse use{lora, match_lora(*lora, base, sd_lora_name_rules(), true), 0.7f};
-  const std::vector<float> x = lora_test::random_values(cols, 7, 1.0f);
+  const std::vector<float> x = random_values(cols, 7, 1.0f);
 
   // Runtime: a read-only mapping, never written.
   std::vector<TensorRequest> plain;
@@ -131,4 +129,4 @@ TEST(LoraRuntime, ImmediateAndRuntimeAgreeForF16Weights) {
 }
 
 }  // namespace
-}  // namespace weightmap
+}  // namespace weightmap::lora_test
