@@ -1,6 +1,6 @@
 // The pieces of `weightmap bench` that are not timings: the baseline loads the right bytes,
 // the fill floor writes every byte, and each ratio compares a row with the right one.
-#include "weightmap/bench_baseline.hpp"
+#include "cli/bench_baseline.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "cli/bench_fill.hpp"
+#include "cli/bench_rows.hpp"
 #include "support/sample_file.hpp"
 #include "support/temp_dir.hpp"
-#include "weightmap/bench_fill.hpp"
-#include "weightmap/bench_rows.hpp"
 #include "weightmap/convert.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/model.hpp"

@@ -10,12 +10,12 @@
 #include <sstream>
 #include <string>
 
+#include "cli/bench_command.hpp"
+#include "cli/cli.hpp"
 #include "support/json_dom.hpp"
 #include "support/sample_file.hpp"
 #include "support/shell_command.hpp"
 #include "support/temp_dir.hpp"
-#include "weightmap/bench_command.hpp"
-#include "weightmap/cli.hpp"
 
 namespace weightmap::cli {
 namespace {

@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "cli/cache_command.hpp"
+#include "cli/cli.hpp"
 #include "support/cli_run.hpp"
 #include "support/json_dom.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "support/temp_dir.hpp"
-#include "weightmap/cache_command.hpp"
-#include "weightmap/cli.hpp"
 
 namespace weightmap::cli {
 namespace {

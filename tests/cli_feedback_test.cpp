@@ -9,17 +9,17 @@
 #include <sstream>
 #include <string>
 
+#include "cli/bench_command.hpp"
+#include "cli/cli.hpp"
+#include "cli/load_command.hpp"
+#include "cli/progress_bar.hpp"
+#include "cli/sample.hpp"
 #include "lora_fixtures.hpp"
 #include "support/cli_run.hpp"
 #include "support/json_dom.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "support/temp_dir.hpp"
-#include "weightmap/bench_command.hpp"
-#include "weightmap/cli.hpp"
-#include "weightmap/load_command.hpp"
 #include "weightmap/model.hpp"
-#include "weightmap/progress_bar.hpp"
-#include "weightmap/sample.hpp"
 
 namespace weightmap::cli {
 namespace {

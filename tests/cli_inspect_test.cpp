@@ -17,14 +17,14 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli.hpp"
+#include "cli/human_bytes.hpp"
+#include "cli/inspect.hpp"
+#include "cli/inspect_text.hpp"
+#include "cli/model_json.hpp"
 #include "support/cli_run.hpp"
 #include "support/temp_dir.hpp"
-#include "weightmap/cli.hpp"
 #include "weightmap/error.hpp"
-#include "weightmap/human_bytes.hpp"
-#include "weightmap/inspect.hpp"
-#include "weightmap/inspect_text.hpp"
-#include "weightmap/model_json.hpp"
 
 namespace weightmap::cli {
 namespace {

@@ -9,15 +9,15 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli.hpp"
+#include "cli/load_command.hpp"
+#include "cli/tensor_checksum.hpp"
 #include "support/cli_run.hpp"
 #include "support/json_dom.hpp"
 #include "support/sample_file.hpp"
 #include "support/temp_dir.hpp"
 #include "testbed/process_memory.hpp"
-#include "weightmap/cli.hpp"
-#include "weightmap/load_command.hpp"
 #include "weightmap/model.hpp"
-#include "weightmap/tensor_checksum.hpp"
 
 namespace weightmap::cli {
 namespace {

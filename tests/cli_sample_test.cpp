@@ -11,15 +11,15 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli.hpp"
+#include "cli/sample.hpp"
 #include "io/file_reader.hpp"
 #include "support/cli_run.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "support/temp_dir.hpp"
 #include "testbed/byte_size.hpp"
 #include "testbed/sample_model.hpp"
-#include "weightmap/cli.hpp"
 #include "weightmap/model.hpp"
-#include "weightmap/sample.hpp"
 
 namespace weightmap::cli {
 namespace {

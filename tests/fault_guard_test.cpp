@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/tensor_checksum.hpp"
 #include "io/page_cache.hpp"
 #include "support/safetensors_bytes.hpp"
 #include "support/temp_dir.hpp"
@@ -23,7 +24,6 @@
 #include "weightmap/error.hpp"
 #include "weightmap/load.hpp"
 #include "weightmap/model_page_cache.hpp"
-#include "weightmap/tensor_checksum.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define WEIGHTMAP_TEST_ASAN 1

@@ -15,13 +15,13 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli.hpp"
 #include "format/readers.hpp"
 #include "io/file_reader.hpp"
 #include "support/cli_run.hpp"
 #include "support/gguf_bytes.hpp"
 #include "support/shell_command.hpp"
 #include "support/temp_dir.hpp"
-#include "weightmap/cli.hpp"
 #include "weightmap/dtype.hpp"
 #include "weightmap/error.hpp"
 

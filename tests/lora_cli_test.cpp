@@ -10,6 +10,8 @@
 #include <span>
 #include <string>
 
+#include "cli/lora_command.hpp"
+#include "cli/quantized_codec.hpp"
 #include "lora_fixtures.hpp"
 #include "support/cli_run.hpp"
 #include "support/file_bytes.hpp"
@@ -17,8 +19,6 @@
 #include "support/temp_dir.hpp"
 #include "weightmap/error.hpp"
 #include "weightmap/lora.hpp"
-#include "weightmap/lora_command.hpp"
-#include "weightmap/quantized_codec.hpp"
 
 namespace weightmap {
 namespace {

@@ -18,10 +18,10 @@
 #include <string>
 #include <vector>
 
+#include "cli/inspect.hpp"
 #include "support/shell_command.hpp"
 #include "support/temp_dir.hpp"
 #include "weightmap/error.hpp"
-#include "weightmap/inspect.hpp"
 #include "weightmap/mapped_file.hpp"
 #include "weightmap/model.hpp"
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "weightmap/cli.hpp"
+#include "cli/cli.hpp"
 
 namespace weightmap::test {
 

@@ -1,7 +1,0 @@
-#include <iostream>
-
-#include "weightmap/cli.hpp"
-
-int main(int argc, char** argv) {
-  return weightmap::cli::run_cli(argc, argv, std::cout, std::cerr);
-}
