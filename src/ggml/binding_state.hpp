@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "platform.hpp"
 #include "weightmap/ggml.hpp"
 #include "weightmap/load.hpp"
 
@@ -10,7 +11,7 @@ namespace weightmap::ggml::detail {
 // What a Binding owns.
 struct BindingState {
   BindingState() = default;
-  ~BindingState();
+  WEIGHTMAP_HIDDEN ~BindingState();  // not exported: see platform.hpp
   BindingState(const BindingState&) = delete;
   BindingState& operator=(const BindingState&) = delete;
 
